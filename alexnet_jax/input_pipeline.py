@@ -1,0 +1,202 @@
+"""Input data: TFDS / image folder / synthetic sources -> this process's shard -> numpy batches.
+
+Contract used by train.py (all sources):
+  get_dataset_info(data_config, *, num_classes) -> DatasetInfo
+  create_train_iterator(data_config, *, seed, num_classes, start_step=0) -> iterator of
+      {'image': float32 [b, S, S, 3], 'label': int32 [b]}, b = batch_size // process_count;
+      the batch for step s is a function of (seed, s) only, so a run resumed at start_step
+      sees exactly the batches of the run that was never interrupted.
+  create_eval_iterator(data_config, *, seed, num_classes) -> iterable of
+      {'image': float32 [b, S, S, 3] or [b, crops, S, S, 3], 'label': int32 [b], 'mask': bool [b]};
+      every process yields the same number of batches; padding rows have mask False.
+num_classes is model.num_classes: the synthetic source draws that many classes; the real
+sources report their own count and train.py checks that the two agree.
+
+Real sources are index-addressable: global position t of the example stream is example
+index_shuffle(t mod N, seed, epoch t div N), step s holds positions s*B .. s*B+B-1 and process p its
+slice p*b .. p*b+b-1 of them; augmentation is seeded by (seed, t). So a batch depends on (seed, step)
+only, the global batch is the same for any process count, and resuming costs nothing.
+"""
+import dataclasses
+from collections.abc import Iterator
+
+import jax
+import numpy as np
+import tensorflow as tf
+
+from alexnet_jax import data_sources
+from alexnet_jax import preprocess
+from alexnet_jax.data_sources import DataError
+
+SYNTHETIC_POOL_BATCHES = 4  # distinct global batches the synthetic source cycles through
+SYNTHETIC_EVAL_EXAMPLES = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  num_classes: int
+  num_train_examples: int
+  num_eval_examples: int
+
+
+def _local_batch_size(batch_size: int) -> int:
+  count = jax.process_count()
+  if batch_size % count:
+    raise DataError(f'data.batch_size={batch_size} is not divisible by the {count} processes; '
+                    f'set --config.data.batch_size to a multiple of {count}.')
+  return batch_size // count
+
+
+def _synthetic_examples(data_config, seed: int, first: int, count: int, num_classes: int):
+  """Examples first..first+count-1 of a learnable synthetic set: class template plus noise."""
+  size = data_config.image_size
+  # Class templates are drawn at 8x8 and upsampled: 1000 classes cost 1.5 MB, not 1.2 GB.
+  coarse = np.random.default_rng([seed, 0]).normal(size=(num_classes, 8, 8, 3))
+  labels = np.random.default_rng([seed, 1, first]).integers(0, num_classes, count)
+  reps = -(-size // 8)
+  templates = coarse[labels].repeat(reps, axis=1).repeat(reps, axis=2)[:, :size, :size]
+  noise = np.random.default_rng([seed, 2, first]).normal(size=(count, size, size, 3))
+  images = (templates + noise).astype(np.float32)
+  return images, labels.astype(np.int32)
+
+
+def _synthetic_train(data_config, seed, num_classes, start_step):
+  local = _local_batch_size(data_config.batch_size)
+  offset = jax.process_index() * local
+  pool = [_synthetic_examples(data_config, seed, k * data_config.batch_size + offset, local,
+                              num_classes)
+          for k in range(SYNTHETIC_POOL_BATCHES)]
+  step = start_step
+  while True:
+    images, labels = pool[step % SYNTHETIC_POOL_BATCHES]
+    yield {'image': images, 'label': labels}
+    step += 1
+
+
+def _synthetic_eval(data_config, seed, num_classes):
+  local = _local_batch_size(data_config.batch_size)
+  total = SYNTHETIC_EVAL_EXAMPLES
+  # Held-out examples: indices past the training pool, same class templates.
+  first_eval = SYNTHETIC_POOL_BATCHES * data_config.batch_size
+  for start in range(0, total, data_config.batch_size):
+    lo = start + jax.process_index() * local
+    valid = max(0, min(local, total - lo))
+    images, labels = _synthetic_examples(data_config, seed, first_eval + lo, local, num_classes)
+    yield {'image': images, 'label': labels, 'mask': np.arange(local) < valid}
+
+
+def get_dataset_info(data_config, *, num_classes: int) -> DatasetInfo:
+  if data_config.name == 'synthetic':
+    return DatasetInfo(num_classes=num_classes,
+                       num_train_examples=SYNTHETIC_POOL_BATCHES * data_config.batch_size,
+                       num_eval_examples=SYNTHETIC_EVAL_EXAMPLES)
+  train = data_sources.open_source(data_config, data_config.train_split)
+  evaluation = data_sources.open_source(data_config, data_config.eval_split)
+  return DatasetInfo(num_classes=train.num_classes, num_train_examples=train.num_examples,
+                     num_eval_examples=evaluation.num_examples)
+
+
+def _options() -> tf.data.Options:
+  try:
+    tf.config.set_visible_devices([], 'GPU')  # the accelerators belong to JAX
+  except RuntimeError:  # TF already initialised its devices: done by an earlier call
+    pass
+  options = tf.data.Options()
+  options.deterministic = True
+  options.experimental_optimization.map_parallelization = True
+  return options
+
+
+def _process_positions(first, *, batch_size: int, local: int):
+  """This process's slice of the global positions first .. first + batch_size - 1."""
+  return first + jax.process_index() * local + tf.range(local, dtype=tf.int64)
+
+
+def shuffled_index(positions, *, seed: int, num_examples: int):
+  """Example index of stream positions: a fresh seeded permutation of all examples each epoch."""
+  epochs = positions // num_examples
+  seeds = tf.stack([tf.fill(tf.shape(epochs), tf.cast(seed, tf.int64)), epochs,
+                    tf.zeros_like(epochs)], axis=1)
+  # The raw op: tf.random.experimental.index_shuffle mis-pads [n, 2] seeds in TF 2.21.
+  return tf.raw_ops.RandomIndexShuffle(index=positions % num_examples, seed=seeds,
+                                       max_index=tf.constant(num_examples - 1, tf.int64), rounds=4)
+
+
+def train_dataset(data_config, source, *, seed: int, start_step: int = 0) -> tf.data.Dataset:
+  """Batches of this process from start_step on, forever."""
+  global_batch = data_config.batch_size
+  local = _local_batch_size(global_batch)
+
+  @tf.autograph.experimental.do_not_convert  # plain tf ops: no AutoGraph needed
+  def read(step):
+    positions = _process_positions(step * global_batch, batch_size=global_batch, local=local)
+    payload, labels = source.fetch(shuffled_index(positions, seed=seed,
+                                                  num_examples=source.num_examples))
+    return positions, payload, labels
+
+  @tf.autograph.experimental.do_not_convert
+  def augment(position, payload, label):
+    image = preprocess.train_image(
+        source.load(payload), tf.stack([tf.cast(seed, tf.int64), position]),
+        size=data_config.image_size, crop=data_config.crop, flip=data_config.flip,
+        pca_lighting_std=data_config.pca_lighting_std)
+    return {'image': image, 'label': label}
+  dataset = tf.data.Dataset.counter(start_step, dtype=tf.int64)
+  dataset = dataset.map(read, num_parallel_calls=2).unbatch()
+  dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return dataset.with_options(_options())
+
+
+def eval_dataset(data_config, source) -> tf.data.Dataset:
+  """This process's slice of every global eval batch; rows past the end are padding, mask False."""
+  global_batch = data_config.batch_size
+  local = _local_batch_size(global_batch)
+  size, crops = data_config.image_size, data_config.eval_crops
+  if crops not in (1, 10):
+    raise DataError(f'data.eval_crops={crops} is not supported; use 1 or 10.')
+
+  @tf.autograph.experimental.do_not_convert
+  def read(batch_index):
+    positions = _process_positions(batch_index * global_batch, batch_size=global_batch, local=local)
+    payload, labels = source.fetch(tf.minimum(positions, source.num_examples - 1))
+    return payload, labels, positions < source.num_examples
+
+  @tf.autograph.experimental.do_not_convert
+  def crop(payload, label, mask):
+    image_bytes = source.load(payload)
+    image = (preprocess.ten_crop(image_bytes, size=size) if crops == 10
+             else preprocess.eval_image(image_bytes, size=size))
+    return {'image': image, 'label': label, 'mask': mask}
+  num_batches = -(-source.num_examples // global_batch)
+  dataset = tf.data.Dataset.range(num_batches).map(read, num_parallel_calls=2).unbatch()
+  dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+  dataset = dataset.batch(local).prefetch(tf.data.AUTOTUNE)
+  return dataset.with_options(_options())
+
+
+def _numpy_batches(dataset: tf.data.Dataset, where: str) -> Iterator[dict]:
+  decode_error = tf.errors.InvalidArgumentError  # a local: module globals are gone at exit
+  try:
+    yield from dataset.as_numpy_iterator()
+  except decode_error as e:
+    raise DataError(f'A corrupt image in {where} ({str(e).splitlines()[0][:120]}): find it with '
+                    'python -m alexnet_jax.tools.prepare --verify, or set data.on_corrupt=skip '
+                    'after it.') from None
+
+
+def create_train_iterator(data_config, *, seed: int, num_classes: int,
+                          start_step: int = 0) -> Iterator[dict]:
+  if data_config.name == 'synthetic':
+    return _synthetic_train(data_config, seed, num_classes, start_step)
+  source = data_sources.open_source(data_config, data_config.train_split)
+  dataset = train_dataset(data_config, source, seed=seed, start_step=start_step)
+  return _numpy_batches(dataset, f'{data_config.name} {data_config.train_split}')
+
+
+def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterator[dict]:
+  if data_config.name == 'synthetic':  # real sources read every example once, in order: no seed
+    return _synthetic_eval(data_config, seed, num_classes)
+  source = data_sources.open_source(data_config, data_config.eval_split)
+  dataset = eval_dataset(data_config, source)
+  return _numpy_batches(dataset, f'{data_config.name} {data_config.eval_split}')

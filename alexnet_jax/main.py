@@ -1,0 +1,70 @@
+"""Entry point: python -m alexnet_jax.main --config=configs/default.py --workdir=DIR [--config.KEY=VALUE].
+
+Every config key can be overridden on the command line; an unknown key or a value of the wrong
+type stops the run before anything runs, with one line naming the key.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'A configs/*.py file.', lock_config=True)
+flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and the resolved config.')
+flags.DEFINE_string('coordinator_address', os.environ.get('JAX_COORDINATOR_ADDRESS'),
+                    'host:port of process 0, when started as one of several processes.')
+flags.DEFINE_integer('num_processes', int(os.environ.get('JAX_NUM_PROCESSES', '1')),
+                     'Number of processes (hosts) in the run.')
+flags.DEFINE_integer('process_id', int(os.environ.get('JAX_PROCESS_ID', '0')),
+                     'Index of this process, 0..num_processes-1.')
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+class UsageError(Exception):
+  """A problem with the command line or the input that the user can fix; printed as one line."""
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(1)
+
+
+def parse_flags(argv):
+  """absl flag parsing in which an unknown config key ends in one line, not a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e))
+  except (AttributeError, KeyError) as e:  # ml_collections: unknown key ('Did you mean ...?')
+    _fail(f'unknown config key: {str(e).strip(chr(34) + chr(39))}')
+
+
+def _initialize_distributed() -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+  if FLAGS.num_processes > 1:
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 or ',' in os.environ.get(
+      'TPU_WORKER_HOSTNAMES', ''):
+    jax.distributed.initialize()  # SLURM and TPU pods: JAX reads the cluster from the environment
+  if jax.process_count() > 1:
+    logging.info('Process %d of %d.', jax.process_index(), jax.process_count())
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
+  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.apply()  # before jax initialises its backend
+  _initialize_distributed()
+  from alexnet_jax import train  # pylint: disable=g-import-not-at-top
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+if __name__ == '__main__':
+  app.run(main, flags_parser=parse_flags)

@@ -1,0 +1,61 @@
+"""Prepares a dataset once, before training, and finds its corrupt images.
+
+  python -m alexnet_jax.tools.prepare --dataset=imagenet2012 --manual_dir=/data/imagenet [--data_dir=...]
+  python -m alexnet_jax.tools.prepare --dataset=cifar10          # downloads, where the network allows
+  python -m alexnet_jax.tools.prepare --dataset=folder:/photos --splits=train,validation
+
+TFDS datasets are built as array_record (random access, as the input pipeline needs); then every
+image is decoded once and the corrupt ones are listed beside the dataset, so that training with
+data.on_corrupt='skip' leaves them out and 'error' names them before the first step.
+"""
+import sys
+import time
+
+import ml_collections
+from absl import app, flags
+
+from alexnet_jax import data_sources
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('dataset', 'imagenet2012', "A TFDS name or 'folder:/path'.")
+flags.DEFINE_string('manual_dir', '', 'Folder with the manually downloaded archives (ImageNet).')
+flags.DEFINE_string('data_dir', '', "TFDS data_dir ('': ~/tensorflow_datasets).")
+flags.DEFINE_list('splits', ['train', 'validation'], 'Splits to check for corrupt images.')
+flags.DEFINE_bool('verify', True, 'Decode every image once to find corrupt ones.')
+
+
+def prepare(dataset: str, *, manual_dir: str = '', data_dir: str = '',
+            splits=('train', 'validation'), verify: bool = True) -> dict:
+  """Builds (TFDS) and checks the dataset; returns {split: [corrupt index, ...]}."""
+  config = ml_collections.ConfigDict(dict(name=dataset, manual_dir=manual_dir, data_dir=data_dir,
+                                          on_corrupt='skip'))
+  if not dataset.startswith('folder:'):
+    start = time.time()
+    print(f'Preparing {dataset} in {data_sources.tfds_builder(dataset, data_dir).data_dir} ...')
+    data_sources.prepare_tfds(dataset, data_dir, manual_dir)
+    print(f'Prepared in {time.time() - start:.0f} s.')
+  if not verify:
+    return {}
+  if dataset.startswith('folder:'):  # a folder source checks itself (skips are logged) and caches
+    for split in splits:
+      print(f'{split}: {data_sources.open_source(config, split).num_examples} readable images')
+    return {}
+  print(f'Decoding every image of {", ".join(splits)} once to find corrupt ones ...')
+  corrupt = data_sources.record_corrupt(config, list(splits))
+  for split, indices in corrupt.items():
+    print(f'{split}: {len(indices)} corrupt image(s)' + (f', indices {indices[:10]}' if indices else ''))
+  return corrupt
+
+
+def main(argv):
+  del argv
+  try:
+    prepare(FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
+            splits=FLAGS.splits, verify=FLAGS.verify)
+  except data_sources.DataError as e:
+    print(f'Error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  app.run(main)

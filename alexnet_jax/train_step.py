@@ -1,0 +1,155 @@
+"""TrainState, the loss, and the per-device train and eval steps with their shard_map + jit wrappers.
+
+Inside shard_map each device holds b = B / (D * M) examples. The conv trunk runs on those; the
+classifier gathers the B / D examples of its 'data' group and holds K / M of the classes, so the
+loss and top-k below work on class-split logits without gathering them.
+"""
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import PartitionSpec as P
+
+from alexnet_jax import parallel
+from alexnet_jax.parallel import BATCH_AXES, DATA_AXIS, MODEL_AXIS
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  opt_state: optax.OptState
+
+
+def log_softmax(logits_BK, axis_name=None):
+  """log-softmax over classes that may be split over axis_name."""
+  top_B1 = jax.lax.stop_gradient(jnp.max(logits_BK, axis=-1, keepdims=True))  # a shift only
+  if axis_name is not None:
+    top_B1 = jax.lax.pmax(top_B1, axis_name)
+  shifted_BK = logits_BK - top_B1
+  total_B1 = jnp.sum(jnp.exp(shifted_BK), axis=-1, keepdims=True)
+  if axis_name is not None:
+    total_B1 = jax.lax.psum(total_B1, axis_name)
+  return shifted_BK - jnp.log(total_B1)
+
+
+def _class_offset(logits_BK, axis_name):
+  return 0 if axis_name is None else jax.lax.axis_index(axis_name) * logits_BK.shape[-1]
+
+
+def cross_entropy(logprobs_BK, labels_B, *, num_classes, label_smoothing=0.0, axis_name=None):
+  """Per-example cross-entropy [B] from (class-split) log-probabilities."""
+  local = jax.nn.one_hot(labels_B - _class_offset(logprobs_BK, axis_name), logprobs_BK.shape[-1])
+  picked_B = jnp.sum(local * logprobs_BK, axis=-1)
+  total_B = jnp.sum(logprobs_BK, axis=-1)
+  if axis_name is not None:
+    picked_B, total_B = jax.lax.psum((picked_B, total_B), axis_name)
+  return -((1.0 - label_smoothing) * picked_B + label_smoothing / num_classes * total_B)
+
+
+def topk_correct(scores_BK, labels_B, k=5, axis_name=None):
+  """(top-1 correct [B], top-k correct [B]) from (class-split) scores; gathers M*k candidates."""
+  k_local = min(k, scores_BK.shape[-1])
+  values_Bk, index_Bk = jax.lax.top_k(scores_BK, k_local)
+  index_Bk = index_Bk + _class_offset(scores_BK, axis_name)
+  if axis_name is not None:
+    values_Bk = jax.lax.all_gather(values_Bk, axis_name, axis=1, tiled=True, to='invarying')
+    index_Bk = jax.lax.all_gather(index_Bk, axis_name, axis=1, tiled=True, to='invarying')
+  _, best = jax.lax.top_k(values_Bk, min(k, values_Bk.shape[-1]))
+  top_Bk = jnp.take_along_axis(index_Bk, best, axis=1)
+  hits_Bk = top_Bk == labels_B[:, None]
+  return hits_Bk[:, 0].astype(jnp.float32), jnp.any(hits_Bk, axis=1).astype(jnp.float32)
+
+
+def _device_example_ids(local_batch: int):
+  """Global indices of this device's examples (batch split over ('data', 'model'))."""
+  position = jax.lax.axis_index(DATA_AXIS) * jax.lax.axis_size(MODEL_AXIS)
+  position = position + jax.lax.axis_index(MODEL_AXIS)
+  return position * local_batch + jnp.arange(local_batch)
+
+
+def train_step(state, batch, *, model, tx, seed, label_smoothing):
+  """One SGD step on this device's shard; returns the new state and global-mean metrics."""
+  images_bHWC, labels_b = batch['image'], batch['label']
+  ids_b = _device_example_ids(labels_b.shape[0])
+  labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')  # the classifier's group
+  dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
+
+  def loss_fn(params):
+    logits_BK = model.apply({'params': params}, images_bHWC, train=True, example_ids_B=ids_b,
+                            rngs={'dropout': dropout_key})
+    logprobs_BK = log_softmax(logits_BK, MODEL_AXIS)
+    losses_B = cross_entropy(logprobs_BK, labels_B, num_classes=model.num_classes,
+                             label_smoothing=label_smoothing, axis_name=MODEL_AXIS)
+    # The global mean; its gradient is then the one-device gradient (DESIGN.md's trap).
+    return jax.lax.pmean(jnp.mean(losses_B), DATA_AXIS), logits_BK
+
+  (loss, logits_BK), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  top1_B, top5_B = topk_correct(logits_BK, labels_B, axis_name=MODEL_AXIS)
+  metrics = {'loss': loss, 'top1': jax.lax.pmean(jnp.mean(top1_B), DATA_AXIS),
+             'top5': jax.lax.pmean(jnp.mean(top5_B), DATA_AXIS)}
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(params, batch, *, model):
+  """Sums over this batch's real examples: loss, top1, top5, count (softmax averaged over crops)."""
+  images, labels_b, mask_b = batch['image'], batch['label'], batch['mask']
+  crops = images.shape[1] if images.ndim == 5 else 1
+  images_bHWC = images.reshape((-1,) + images.shape[-3:])
+  logits_BK = model.apply({'params': params}, images_bHWC, train=False)
+  probs_BCK = jnp.exp(log_softmax(logits_BK, MODEL_AXIS)).reshape(-1, crops, logits_BK.shape[-1])
+  logprobs_BK = jnp.log(jnp.mean(probs_BCK, axis=1))
+  labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')
+  mask_B = jax.lax.all_gather(mask_b, MODEL_AXIS, tiled=True, to='invarying').astype(jnp.float32)
+  losses_B = cross_entropy(logprobs_BK, labels_B, num_classes=model.num_classes,
+                           axis_name=MODEL_AXIS)
+  top1_B, top5_B = topk_correct(logprobs_BK, labels_B, axis_name=MODEL_AXIS)
+  sums = {'loss': losses_B * mask_B, 'top1': top1_B * mask_B, 'top5': top5_B * mask_B,
+          'count': mask_B}
+  return {k: jax.lax.psum(jnp.sum(v), DATA_AXIS) for k, v in sums.items()}
+
+
+def state_specs(state: TrainState, tx) -> TrainState:
+  """PartitionSpecs of a TrainState: parameters and their optimizer slots alike."""
+  specs = parallel.param_specs(state.params)
+  opt_specs = optax.tree_map_params(tx, lambda _, spec: spec, state.opt_state, specs,
+                                    transform_non_params=lambda _: P(),
+                                    is_leaf=lambda x: isinstance(x, P))
+  return TrainState(step=P(), params=specs, opt_state=opt_specs)
+
+
+def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
+  """Initialises params and optimizer state directly into their shardings on the mesh."""
+  def init():
+    images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
+    params = model.init(jax.random.key(seed), images)['params']
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+
+  specs = state_specs(jax.eval_shape(init), tx)
+  state = jax.jit(init, out_shardings=parallel.to_shardings(mesh, specs))()
+  return state, specs
+
+
+def _sharded_model(model, mesh):
+  return model.clone(model_axis=MODEL_AXIS, model_shards=mesh.shape[MODEL_AXIS])
+
+
+def make_train_step(model, tx, mesh, specs, *, seed: int, label_smoothing: float = 0.0):
+  """jit(shard_map(train_step)): (state, batch) -> (state, metrics); the state is donated."""
+  body = functools.partial(train_step, model=_sharded_model(model, mesh), tx=tx, seed=seed,
+                           label_smoothing=label_smoothing)
+  batch_specs = {'image': P(BATCH_AXES), 'label': P(BATCH_AXES)}
+  step = jax.shard_map(body, mesh=mesh, in_specs=(specs, batch_specs), out_specs=(specs, P()))
+  return jax.jit(step, donate_argnums=0)
+
+
+def make_eval_step(model, mesh, specs):
+  """jit(shard_map(eval_step)): (params, batch) -> sums of loss, top1, top5 and count."""
+  body = functools.partial(eval_step, model=_sharded_model(model, mesh))
+  batch_specs = {'image': P(BATCH_AXES), 'label': P(BATCH_AXES), 'mask': P(BATCH_AXES)}
+  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(specs.params, batch_specs),
+                               out_specs=P()))

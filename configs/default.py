@@ -1,0 +1,68 @@
+"""AlexNet, Krizhevsky, Sutskever and Hinton (2012), on ImageNet with the paper's recipe.
+
+  python -m alexnet_jax.tools.prepare --dataset=imagenet2012 --manual_dir=/data/imagenet
+  python -m alexnet_jax.main --config=configs/default.py --workdir=/runs/alexnet \
+      --config.data.manual_dir=/data/imagenet
+
+Recipe (section 5 of the paper): SGD, batch 128, momentum 0.9, weight decay 5e-4, learning rate
+0.01 divided by 10 three times, about 90 epochs; random 224 crops of 256 images, flips and PCA
+lighting; two-group convolutions, LRN, overlapping pooling, dropout 0.5.
+Expected: the paper reports 40.7% top-1 / 18.2% top-5 error for one CNN on ILSVRC-2012 val
+(10-crop, --config.data.eval_crops=10).
+"""
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.total_steps = 0  # 0: num_epochs of the training set
+  config.num_epochs = 90.0
+  config.log_every_steps = 100
+  config.eval_every_steps = 5000  # 0: evaluate only at the end
+  config.init_from = ''  # another run's workdir or checkpoint: start from its parameters
+  config.label_smoothing = 0.0
+
+  config.data = ml_collections.ConfigDict(dict(
+      name='imagenet2012',  # 'imagenet2012' | any TFDS name | 'folder:/path' | 'synthetic'
+      data_dir='',  # TFDS data_dir ('' : TFDS's default, ~/tensorflow_datasets)
+      manual_dir='',  # holds ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar
+      train_split='train',
+      eval_split='validation',
+      image_size=224,
+      batch_size=128,  # global, over all processes and devices
+      shuffle_buffer=16384,
+      crop='paper',  # 'paper': resize shorter side to 256/224 x image_size, random crop | 'inception'
+      flip=True,
+      pca_lighting_std=0.1,  # 0 turns PCA lighting off
+      eval_crops=1,  # 1: centre crop | 10: the paper's four corners + centre and their mirrors
+      on_corrupt='error',  # 'error' | 'skip' (counted in the log)
+  ))
+
+  config.model = ml_collections.ConfigDict(dict(
+      variant='paper',  # 'paper' | 'torchvision'
+      num_classes=1000,
+      # The ablation knobs; None takes the variant's own value.
+      activation=ml_collections.FieldReference(None, field_type=str),  # 'relu' | 'tanh'
+      lrn=ml_collections.FieldReference(None, field_type=bool),
+      overlap_pool=ml_collections.FieldReference(None, field_type=bool),  # 3/2 vs 2/2 pooling
+      dropout_rate=ml_collections.FieldReference(None, field_type=float),
+      groups=ml_collections.FieldReference(None, field_type=int),  # 1 | 2
+      dtype='float32',  # compute dtype: 'float32' | 'bfloat16'; parameters stay float32
+      fc_width=4096,  # FC6/FC7 width; the paper's 4096 (smaller only for tiny test models)
+  ))
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name='sgd',  # 'sgd' (momentum, the paper's update rule) | 'adamw'
+      learning_rate=0.01,
+      momentum=0.9,
+      weight_decay=5e-4,
+      schedule='step',  # 'step' | 'cosine' | 'constant'
+      decay_every_epochs=25.0,  # 'step': divide by decay_factor at 25, 50 and 75 epochs
+      decay_factor=0.1,
+      warmup_steps=0,
+  ))
+
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))  # -1: the remaining devices
+  config.checkpoint = ml_collections.ConfigDict(dict(every_steps=5000, keep=3))
+  return config

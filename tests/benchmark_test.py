@@ -1,0 +1,31 @@
+"""Smoke test of tools/benchmark: both workers run a tiny step and the JSON has every figure (not timed)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alexnet_jax.tools import benchmark
+
+
+def test_train_flops_match_torchvision_macs():
+  # torchvision's AlexNet: 0.714 GMAC per 224x224 image forward; training adds both gradients
+  # (no input gradient for conv1: 70.3 M MACs).
+  forward_macs = 714.188e6
+  assert benchmark.train_flops_per_image(224) == pytest.approx(2 * (3 * forward_macs - 70.276e6),
+                                                               rel=1e-3)
+
+
+def test_benchmark_writes_every_figure(tmp_path):
+  pytest.importorskip('torch')
+  path = tmp_path / 'bench.json'
+  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', '--batch=2',
+                  '--image_size=64', '--steps=1', '--rounds=1', '--warmup=0', f'--json={path}'],
+                 check=True, timeout=600, cwd=benchmark.ROOT)
+  result = json.loads(path.read_text())
+  assert result['ratio'] > 0 and result['matmul_gflops'] > 0
+  for name in ('jax', 'torch'):
+    figures = result[name]
+    assert figures['params'] == 61_100_840
+    for key in ('images_per_sec', 'step_ms', 'mfu', 'first_step_s', 'peak_rss_mib'):
+      assert figures[key] > 0, (name, key)

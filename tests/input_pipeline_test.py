@@ -1,0 +1,148 @@
+"""Folder datasets with mixed formats, resume, process sharding, exact eval, error messages."""
+import hashlib
+import os
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_jax import input_pipeline
+from alexnet_jax.data_sources import DataError
+from configs import default
+
+
+def data_config(**overrides):
+  config = default.get_config().data
+  config.update(dict(image_size=16, batch_size=4, **overrides))
+  return config
+
+
+def write_folder(root, counts, *, seed=0):
+  """root/<class>/<i>.{jpg,png}: alternating JPEG and PNG, each image distinct."""
+  rng = np.random.default_rng(seed)
+  for name, count in counts.items():
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(count):
+      image = Image.fromarray(rng.integers(0, 256, (20, 24 + i % 3, 3), dtype=np.uint8))
+      image.save(os.path.join(root, name, f'{i}.{"png" if i % 2 else "jpg"}'))
+
+
+@pytest.fixture
+def folder(tmp_path):
+  write_folder(tmp_path / 'photos' / 'train', {'cat': 5, 'dog': 4})
+  write_folder(tmp_path / 'photos' / 'val', {'cat': 3, 'dog': 4}, seed=1)
+  return data_config(name=f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'))
+
+
+def as_processes(monkeypatch, index, count):
+  monkeypatch.setattr(jax, 'process_index', lambda: index)
+  monkeypatch.setattr(jax, 'process_count', lambda: count)
+
+
+def take(iterator, n):
+  return [next(iterator) for _ in range(n)]
+
+
+def test_folder_with_mixed_formats_reads_train_and_val(folder):
+  info = input_pipeline.get_dataset_info(folder, num_classes=2)
+  assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (2, 9, 7)
+  batch = next(input_pipeline.create_train_iterator(folder, seed=0, num_classes=2))
+  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.float32
+  assert batch['label'].dtype == np.int32 and set(batch['label']) <= {0, 1}
+
+
+def test_resumed_train_iterator_equals_uninterrupted(folder):
+  full = take(input_pipeline.create_train_iterator(folder, seed=3, num_classes=2), 6)
+  resumed = take(input_pipeline.create_train_iterator(folder, seed=3, num_classes=2, start_step=4), 2)
+  for a, b in zip(full[4:], resumed):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+
+
+def test_every_epoch_visits_every_example_once(folder):
+  folder.batch_size = 9  # one epoch per step, 9 training examples
+  epochs = take(input_pipeline.create_train_iterator(folder, seed=0, num_classes=2), 2)
+  assert [sorted(e['label']) for e in epochs] == [[0] * 5 + [1] * 4] * 2
+  assert not np.array_equal(epochs[0]['label'], epochs[1]['label']) or not np.allclose(
+      epochs[0]['image'], epochs[1]['image'])
+
+
+def test_global_batch_does_not_depend_on_process_count(folder, monkeypatch):
+  whole = next(input_pipeline.create_train_iterator(folder, seed=1, num_classes=2))
+  halves = []
+  for index in range(2):
+    as_processes(monkeypatch, index, 2)
+    halves.append(next(input_pipeline.create_train_iterator(folder, seed=1, num_classes=2)))
+  np.testing.assert_array_equal(np.concatenate([h['image'] for h in halves]), whole['image'])
+
+
+def eval_examples(config):
+  batches = list(input_pipeline.create_eval_iterator(config, seed=0, num_classes=2))
+  keys = [hashlib.sha1(image.tobytes()).hexdigest() + str(label)
+          for b in batches for image, label, m in zip(b['image'], b['label'], b['mask']) if m]
+  return len(batches), keys
+
+
+def test_eval_counts_every_example_once_across_two_processes(folder, monkeypatch):
+  folder.eval_crops = 10
+  _, single = eval_examples(folder)
+  assert len(single) == len(set(single)) == 7
+  per_process = []
+  for index in range(2):
+    as_processes(monkeypatch, index, 2)
+    per_process.append(eval_examples(folder))
+  (batches_0, keys_0), (batches_1, keys_1) = per_process
+  assert batches_0 == batches_1 == 2  # ceil(7 / 4), the same on every process
+  assert sorted(keys_0 + keys_1) == sorted(single)
+
+
+def test_eval_pads_with_masked_rows_and_ten_crops(folder):
+  folder.eval_crops = 10
+  batches = list(input_pipeline.create_eval_iterator(folder, seed=0, num_classes=2))
+  assert batches[0]['image'].shape == (4, 10, 16, 16, 3)
+  np.testing.assert_array_equal(batches[-1]['mask'], [True, True, True, False])
+
+
+def test_held_out_fraction_of_an_unsplit_folder(tmp_path):
+  write_folder(tmp_path / 'flat', {'a': 6, 'b': 4})
+  config = data_config(name=f'folder:{tmp_path / "flat"}', data_dir=str(tmp_path / 'tfds'),
+                       train_split='train[:80%]', eval_split='train[80%:]')
+  info = input_pipeline.get_dataset_info(config, num_classes=2)
+  assert (info.num_train_examples, info.num_eval_examples) == (8, 2)
+  with pytest.raises(DataError, match=r"eval_split='train\[90%:\]'"):
+    input_pipeline.get_dataset_info(data_config(name=f'folder:{tmp_path / "flat"}'), num_classes=2)
+
+
+def test_corrupt_image_is_named_or_skipped_and_counted(folder, caplog):
+  bad = os.path.join(folder.name[len('folder:'):], 'train', 'dog', 'broken.jpg')
+  with open(bad, 'wb') as f:
+    f.write(b'\xff\xd8\xff\xe0 not really a jpeg')
+  with pytest.raises(DataError, match='broken.jpg.*on_corrupt=skip'):
+    input_pipeline.get_dataset_info(folder, num_classes=2)
+  folder.on_corrupt = 'skip'
+  assert input_pipeline.get_dataset_info(folder, num_classes=2).num_train_examples == 9
+  assert 'Skipping 1 corrupt image' in caplog.text
+  next(input_pipeline.create_train_iterator(folder, seed=0, num_classes=2))
+
+
+def test_missing_imagenet_files_message_names_file_and_folder(tmp_path):
+  config = data_config(name='imagenet2012', data_dir=str(tmp_path), manual_dir=str(tmp_path / 'in'))
+  with pytest.raises(DataError, match=r'alexnet_jax.tools.prepare.*ILSVRC2012_img_train.tar.*'
+                                      + str(tmp_path / 'in')) as error:
+    input_pipeline.get_dataset_info(config, num_classes=1000)
+  assert '\n' not in str(error.value)
+
+
+def test_unknown_dataset_name(tmp_path):
+  with pytest.raises(ValueError, match="'nosuchdataset'.*folder:/path"):
+    input_pipeline.get_dataset_info(data_config(name='nosuchdataset', data_dir=str(tmp_path)),
+                                    num_classes=2)
+
+
+def test_synthetic_source_still_works():
+  config = data_config(name='synthetic')
+  batch = next(input_pipeline.create_train_iterator(config, seed=0, num_classes=5))
+  assert batch['image'].shape == (4, 16, 16, 3)
+  assert sum(b['mask'].sum() for b in input_pipeline.create_eval_iterator(
+      config, seed=0, num_classes=5)) == input_pipeline.SYNTHETIC_EVAL_EXAMPLES

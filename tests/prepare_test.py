@@ -1,0 +1,19 @@
+"""The prepare tool: missing-archive message, corrupt images listed."""
+import pytest
+
+from alexnet_jax.data_sources import DataError
+from alexnet_jax.tools import prepare
+
+
+def test_missing_archives_are_named_with_their_folder(tmp_path):
+  with pytest.raises(DataError, match=r'ILSVRC2012_img_train.tar \(train\) and '
+                                      r'ILSVRC2012_img_val.tar \(validation\).*' + str(tmp_path)):
+    prepare.prepare('imagenet2012', manual_dir=str(tmp_path), data_dir=str(tmp_path / 'tfds'))
+
+
+def test_folder_check_reports_readable_images(tmp_path, capsys):
+  from tests.input_pipeline_test import write_folder  # pylint: disable=g-import-not-at-top
+  write_folder(tmp_path / 'photos', {'a': 2, 'b': 3})
+  (tmp_path / 'photos' / 'b' / 'bad.png').write_bytes(b'\x89PNG broken')
+  prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'), splits=['train'])
+  assert 'train: 5 readable images' in capsys.readouterr().out
