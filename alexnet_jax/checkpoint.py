@@ -1,32 +1,113 @@
 """Orbax checkpoints under WORKDIR/checkpoints/<step>: the TrainState, the data position, the config.
 
-The only module that touches Orbax.
+The only module that touches Orbax. Each step also stores exact checksums of its arrays, so a
+truncated or corrupt step is found on restore, reported and moved aside, and the newest good one is
+used. Also here: init_from (fine-tuning from another run) and preemption (SIGTERM -> save, stop).
 """
 import json
+import math
 import os
+import signal
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
+
+STATE, META = 'state', 'meta'  # the items of a step folder
+CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
+CLASSIFIER = 'fc8'  # the one layer init_from re-initialises (when num_classes differs)
+_FIELDS = ('step', 'params', 'opt_state')
 
 
 class CheckpointError(ValueError):
   """A checkpoint or workdir that cannot be used as asked."""
 
 
-def _abstract(state):
-  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+def _leaf_sum(x):
+  """Sum of the bits of x mod 2**32: integer adds are associative, so any mesh gives the same."""
+  if x.dtype == jnp.bool_:
+    bits = x.astype(jnp.uint32)
+  else:
+    unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
+    bits = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
+  return jnp.sum(bits, dtype=jnp.uint32)
+
+
+@jax.jit
+def _checksums(fields: dict) -> dict:
+  return {name: sum((jnp.uint32(2 * i + 1) * _leaf_sum(jnp.asarray(x))
+                     for i, x in enumerate(jax.tree.leaves(tree))), jnp.uint32(0))
+          for name, tree in fields.items()}
+
+
+@jax.jit
+def _all_finite(tree):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+                            if jnp.issubdtype(x.dtype, jnp.inexact)] + [jnp.bool_(True)]))
+
+
+def _host(x):
+  return np.asarray(x.addressable_data(0))  # replicated: every process holds the value
+
+
+def checksums(state) -> dict:
+  """{'step', 'params', 'opt_state'} -> exact uint32 checksum of each (the same on any mesh)."""
+  return {k: int(_host(v)) for k, v in _checksums({f: getattr(state, f) for f in _FIELDS}).items()}
+
+
+def all_finite(tree) -> bool:
+  return bool(_host(_all_finite(tree)))
+
+
+def _manager(directory: str, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
+  """The last `keep` steps and the best by eval top-1 (BestN alone would keep the N best)."""
+  if keep < 1:
+    raise CheckpointError(f'checkpoint.keep={keep}: keep at least 1 checkpoint.')
+  top1 = lambda metrics: metrics.get('top1', -math.inf)  # steps saved without an eval rank last
+  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+      ocp.checkpoint_managers.LatestN(n=keep),
+      ocp.checkpoint_managers.BestN(get_metric_fn=top1, n=1,
+                                    keep_checkpoints_without_metrics=False)])
+  options = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, best_fn=top1,
+                                         preservation_policy=policy)
+  return ocp.CheckpointManager(
+      directory, options=options,
+      item_handlers={STATE: ocp.PyTreeCheckpointHandler(), META: ocp.JsonCheckpointHandler()})
+
+
+def _shapes(tree) -> dict:
+  return {jax.tree_util.keystr(path): tuple(x.shape)
+          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return f'{type(error).__name__}: {text.splitlines()[0][:200] if text else ""}'
+
+
+def _read(manager, step: int, state_args=None):
+  args = {META: ocp.args.JsonRestore()}
+  if state_args is not None:
+    args[STATE] = state_args
+  return manager.restore(step, args=ocp.args.Composite(**args))
+
+
+def _sync(name: str) -> None:
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
 
 
 class Checkpoints:
-  """Saves asynchronously every checkpoint.every_steps; restores the latest onto any mesh."""
+  """Saves asynchronously; restores the newest good step onto any mesh; keeps last N + best."""
 
   def __init__(self, workdir: str, config):
     self._workdir = workdir
     self._config = config
-    self._manager = ocp.CheckpointManager(
-        os.path.abspath(os.path.join(workdir, 'checkpoints')),
-        options=ocp.CheckpointManagerOptions(max_to_keep=config.checkpoint.keep, create=True))
+    self._dir = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self._manager = _manager(self._dir, config.checkpoint.keep)  # writes nothing in a used workdir
 
   def write_config(self) -> None:
     if jax.process_index() == 0:
@@ -36,31 +117,190 @@ class Checkpoints:
       os.replace(path + '.tmp', path)
 
   def restore_latest(self, state):
-    step = self._manager.latest_step()
-    if step is None:
-      return None
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_abstract(state)), meta=ocp.args.JsonRestore()))
-    logging.info('Resumed from %s at step %d.', self._workdir, step)
-    return restored.state
+    """The newest good checkpoint placed like `state` (the new mesh), or None in a new workdir."""
+    corrupt = []
+    for step in reversed(self._manager.all_steps()):
+      try:
+        restored = self._restore(step, state)
+      except CheckpointError:
+        raise
+      except Exception as e:  # pylint: disable=broad-except  # any damage: take the step before
+        logging.warning('Checkpoint %s/%d is corrupt or truncated (%s); trying the one before.',
+                        self._dir, step, _first_line(e))
+        corrupt.append(step)
+        continue
+      self._move(corrupt, CORRUPT_DIR)
+      logging.info('Resumed from %s/%d.', self._dir, step)
+      return restored
+    if corrupt:
+      raise CheckpointError(f'none of the {len(corrupt)} checkpoints in {self._dir} can be '
+                            'restored (see the warnings); move them away to start afresh.')
+    return None
 
-  def save(self, step: int, state, top1=None, force: bool = False) -> None:
+  def _restore(self, step: int, state):
+    meta = _read(self._manager, step)[META]
+    self._check_compatible(step, meta['config'], self._manager.item_metadata(step)[STATE], state)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                            state)
+    restored = _read(self._manager, step, ocp.args.PyTreeRestore(
+        abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)))[STATE]
+    if checksums(restored) != meta['checksums'] or int(_host(restored.step)) != step:
+      raise OSError(f'checksums {checksums(restored)} differ from the saved {meta["checksums"]}')
+    return restored
+
+  def _check_compatible(self, step: int, saved_config: dict, metadata, state) -> None:
+    """Raises CheckpointError if the checkpoint is of another model or optimizer."""
+    here = json.loads(self._config.to_json())
+    there_shapes, here_shapes = _shapes(metadata['params']), _shapes(state.params)
+    if (there_shapes == here_shapes and
+        saved_config['optimizer']['name'] == here['optimizer']['name']):
+      return
+    diffs = [f'model.{k}={v!r} there, {here["model"].get(k)!r} here'
+             for k, v in sorted(saved_config['model'].items()) if here['model'].get(k) != v]
+    if saved_config['optimizer']['name'] != here['optimizer']['name']:
+      diffs.append(f'optimizer.name={saved_config["optimizer"]["name"]!r} there, '
+                   f'{here["optimizer"]["name"]!r} here')
+    diffs = diffs or [f'parameter {k} is {there_shapes.get(k)} there, {here_shapes.get(k)} here'
+                      for k in sorted(set(there_shapes) | set(here_shapes))
+                      if there_shapes.get(k) != here_shapes.get(k)][:1]
+    raise CheckpointError(
+        f'workdir {self._workdir} holds a checkpoint (step {step}) of another model: '
+        f'{"; ".join(diffs)}. Resume it with its own config ({self._workdir}/config.json) or '
+        'use a new --workdir.')
+
+  def set_aside(self, *, from_step: int, folder: str) -> None:
+    """Moves the steps >= from_step (e.g. diverged) to WORKDIR/folder, once saves are done."""
+    self._manager.wait_until_finished()
+    self._move([s for s in self._manager.all_steps() if s >= from_step], folder)
+
+  def _move(self, steps, folder: str) -> None:
+    """Moves steps out of checkpoints/ (kept for a post-mortem); their numbers are free again."""
+    if not steps:
+      return
+    if jax.process_index() == 0:
+      aside = os.path.join(self._workdir, folder)
+      os.makedirs(aside, exist_ok=True)
+      for step in steps:
+        target = os.path.join(aside, str(step))
+        while os.path.exists(target):
+          target += '_'
+        os.replace(os.path.join(self._dir, str(step)), target)
+        logging.warning('Moved checkpoint %s/%d to %s.', self._dir, step, target)
+    _sync(f'alexnet_jax_move_{folder}')
+    self._manager.reload()
+
+  def save(self, step: int, state, top1=None) -> None:
+    """Starts an asynchronous save; the state may be donated once this returns."""
+    if step in self._manager.all_steps():  # a preemption right after a regular save
+      return
     meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
-            'config': json.loads(self._config.to_json())}
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                      meta=ocp.args.JsonSave(meta)), force=force)
+            'checksums': checksums(state), 'config': json.loads(self._config.to_json())}
+    self._manager.save(step, args=ocp.args.Composite(**{
+        STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
+        metrics={} if top1 is None else {'top1': float(top1)}, force=True)
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
 
   def close(self) -> None:
+    """Waits for the last save; its errors surface here."""
     self._manager.wait_until_finished()
+    self._manager.check_for_errors()
     self._manager.close()
 
 
-def init_from(config, state, model):  # pylint: disable=unused-argument
-  """The state unchanged when config.init_from is empty."""
-  if config.init_from:
-    raise CheckpointError('init_from is not supported yet.')
-  return state
+def _steps_of(path: str):
+  """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
+  path = os.path.abspath(path)
+  name = os.path.basename(path)
+  if name.isdigit() and os.path.isdir(os.path.join(path, STATE)):
+    return os.path.dirname(path), [int(name)]
+  folder = os.path.join(path, 'checkpoints') if os.path.isdir(os.path.join(path, 'checkpoints')) else path
+  steps = sorted((int(n) for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+                  if n.isdigit()), reverse=True)
+  if not steps:
+    raise CheckpointError(f'init_from={path} holds no checkpoint: give a workdir or a checkpoint '
+                          'step folder (WORKDIR/checkpoints/<step>).')
+  return folder, steps
 
 
-def preemption_agreed(step: int, requested: bool) -> bool:  # pylint: disable=unused-argument
-  return requested
+def _read_params(manager, step: int) -> dict:
+  """A step's parameters as host arrays, checked against their saved checksum."""
+  tree = manager.item_metadata(step)[STATE]['params']
+  host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+  restored = _read(manager, step, ocp.args.PyTreeRestore(
+      item={'params': tree}, restore_args={'params': host}, partial_restore=True))
+  params = restored[STATE]['params']
+  saved = restored[META]['checksums']['params']
+  if int(_host(_checksums({'params': params})['params'])) != saved:
+    raise OSError('the parameters do not match their saved checksum')
+  return params
+
+
+def init_from(path: str, state):
+  """state with another run's parameters (path: its workdir or a step folder); '' leaves it as is.
+
+  Layers of another shape keep their fresh initialisation: only the classifier may differ (another
+  num_classes). The optimizer state and the step stay fresh.
+  """
+  if not path:
+    return state
+  folder, steps = _steps_of(path)
+  manager = _manager(folder, read_only=True)
+  for step in steps:
+    try:
+      saved = _read_params(manager, step)
+      break
+    except Exception as e:  # pylint: disable=broad-except  # a damaged step: take the one before
+      logging.warning('init_from: checkpoint %s/%d is unreadable (%s).', folder, step, _first_line(e))
+  else:
+    raise CheckpointError(f'init_from={path}: no readable checkpoint in {folder}.')
+  params, loaded, fresh = dict(state.params), [], []
+  for layer, arrays in state.params.items():
+    if layer in saved and _shapes(saved[layer]) == _shapes(arrays):
+      params[layer] = jax.tree.map(
+          lambda new, old: jax.make_array_from_callback(
+              new.shape, new.sharding, lambda index, old=old, new=new: old[index].astype(new.dtype)),
+          arrays, saved[layer])
+      loaded.append(layer)
+    elif layer == CLASSIFIER:
+      fresh.append(layer)
+    else:
+      raise CheckpointError(
+          f'init_from={path}: layer {layer} is {_shapes(saved.get(layer, {}))} there and '
+          f'{_shapes(arrays)} here; only the classifier ({CLASSIFIER}) may differ.')
+  logging.info('init_from %s/%d: loaded %s; re-initialised %s.', folder, step, ', '.join(loaded),
+               ', '.join(fresh) or 'nothing')
+  return state.replace(params=params)
+
+
+class Preemption:
+  """SIGTERM (TPU VM maintenance, SLURM) -> save at a step every process agrees on, then stop.
+
+  Several processes: JAX's preemption sync (it catches SIGTERM itself, and reached() is True on
+  every process at the same step). One process: our own SIGTERM handler.
+  """
+
+  def __init__(self):
+    self.requested = False
+    # jax.distributed.initialize starts the sync service unless this option turned it off.
+    self._sync = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
+    self._previous = None
+    if not self._sync:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    logging.warning('SIGTERM received: saving a checkpoint at the next step and stopping.')
+    self.requested = True
+
+  def reached(self, step: int) -> bool:
+    """To be called at every step by every process."""
+    if self._sync:
+      return multihost_utils.reached_preemption_sync_point(step)
+    if jax.process_count() > 1:  # the service is off: agree through a (blocking) all-gather
+      return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
+    return self.requested
+
+  def close(self) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)

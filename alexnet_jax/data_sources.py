@@ -179,14 +179,15 @@ def tfds_source(data_config, split: str) -> Source:
   except (KeyError, ValueError) as e:
     raise DataError(f'Split {split!r} of {data_config.name}: {e}'.splitlines()[0]) from None
 
-  def fetch_np(indices):
-    examples = records.__getitems__(indices.tolist())
-    return (np.array([e[image_key] for e in examples], object),
-            np.array([e[label_key] for e in examples], np.int32))
+  raw = records.data_source  # serialized tf.Examples: parsed in the graph, not per example in Python
+  spec = {image_key: tf.io.FixedLenFeature([], tf.string),
+          label_key: tf.io.FixedLenFeature([], tf.int64)}
 
   def fetch(indices):
-    payload, labels = tf.numpy_function(fetch_np, [indices], (tf.string, tf.int32), stateful=False)
-    return tf.ensure_shape(payload, indices.shape), tf.ensure_shape(labels, indices.shape)
+    serialized = tf.numpy_function(lambda idx: np.array(raw.__getitems__(idx.tolist()), object),
+                                   [indices], tf.string, stateful=False)
+    example = tf.io.parse_example(tf.ensure_shape(serialized, indices.shape), spec)
+    return example[image_key], tf.cast(example[label_key], tf.int32)
   source = Source(num_examples=len(records), num_classes=builder.info.features[label_key].num_classes,
                   fetch=fetch, load=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]')

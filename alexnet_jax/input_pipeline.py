@@ -3,11 +3,14 @@
 Contract used by train.py (all sources):
   get_dataset_info(data_config, *, num_classes) -> DatasetInfo
   create_train_iterator(data_config, *, seed, num_classes, start_step=0) -> iterator of
-      {'image': float32 [b, S, S, 3], 'label': int32 [b]}, b = batch_size // process_count;
+      {'image': uint8 [b, S, S, 3], 'label': int32 [b], 'lighting': float32 [b, 3]},
+      b = batch_size // process_count; images are decoded, cropped, resized and flipped, not
+      normalised: model.standardize adds 'lighting' (the PCA offset, [0, 1] scale) and normalises
+      on the device. The synthetic source yields float32 standardised images and no 'lighting';
       the batch for step s is a function of (seed, s) only, so a run resumed at start_step
       sees exactly the batches of the run that was never interrupted.
   create_eval_iterator(data_config, *, seed, num_classes) -> iterable of
-      {'image': float32 [b, S, S, 3] or [b, crops, S, S, 3], 'label': int32 [b], 'mask': bool [b]};
+      {'image': uint8 [b, S, S, 3] or [b, crops, S, S, 3], 'label': int32 [b], 'mask': bool [b]};
       every process yields the same number of batches; padding rows have mask False.
 num_classes is model.num_classes: the synthetic source draws that many classes; the real
 sources report their own count and train.py checks that the two agree.
@@ -18,6 +21,7 @@ slice p*b .. p*b+b-1 of them; augmentation is seeded by (seed, t). So a batch de
 only, the global batch is the same for any process count, and resuming costs nothing.
 """
 import dataclasses
+import os
 from collections.abc import Iterator
 
 import jax
@@ -27,9 +31,11 @@ import tensorflow as tf
 from alexnet_jax import data_sources
 from alexnet_jax import preprocess
 from alexnet_jax.data_sources import DataError
+from alexnet_jax.tools import fake_imagenet
 
 SYNTHETIC_POOL_BATCHES = 4  # distinct global batches the synthetic source cycles through
 SYNTHETIC_EVAL_EXAMPLES = 256
+FAKE_IMAGENET_CACHE = '~/.cache/alexnet_jax'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +54,18 @@ def _local_batch_size(batch_size: int) -> int:
 
 
 def _synthetic_examples(data_config, seed: int, first: int, count: int, num_classes: int):
-  """Examples first..first+count-1 of a learnable synthetic set: class template plus noise."""
+  """Examples first..first+count-1 of a learnable synthetic set: class template plus noise.
+
+  Each example is drawn from (seed, its global index) alone, so any process count sees the same set.
+  """
   size = data_config.image_size
   # Class templates are drawn at 8x8 and upsampled: 1000 classes cost 1.5 MB, not 1.2 GB.
   coarse = np.random.default_rng([seed, 0]).normal(size=(num_classes, 8, 8, 3))
-  labels = np.random.default_rng([seed, 1, first]).integers(0, num_classes, count)
+  rngs = [np.random.default_rng([seed, 1, index]) for index in range(first, first + count)]
+  labels = np.array([rng.integers(0, num_classes) for rng in rngs])
   reps = -(-size // 8)
   templates = coarse[labels].repeat(reps, axis=1).repeat(reps, axis=2)[:, :size, :size]
-  noise = np.random.default_rng([seed, 2, first]).normal(size=(count, size, size, 3))
+  noise = np.stack([rng.normal(size=(size, size, 3)) for rng in rngs])
   images = (templates + noise).astype(np.float32)
   return images, labels.astype(np.int32)
 
@@ -85,7 +95,28 @@ def _synthetic_eval(data_config, seed, num_classes):
     yield {'image': images, 'label': labels, 'mask': np.arange(local) < valid}
 
 
+def with_fake_imagenet(data_config):
+  """With data.fake_imagenet.classes > 0 and name imagenet2012: generated and prepared on first use.
+
+  Empty manual_dir / data_dir default to FAKE_IMAGENET_CACHE/<name from the parameters>/{manual,tfds}.
+  Returns data_config, or a copy with those folders filled in.
+  """
+  fake = data_config.get('fake_imagenet')
+  if data_config.name != 'imagenet2012' or not fake or fake.classes <= 0:
+    return data_config
+  root = os.path.join(os.path.expanduser(FAKE_IMAGENET_CACHE), f'fake_imagenet_{fake.classes}c_'
+                      f'{fake.train_per_class}t_{fake.val_per_class}v_{fake.image_px}px')
+  data_config = data_config.copy_and_resolve_references()
+  data_config.manual_dir = data_config.manual_dir or os.path.join(root, 'manual')
+  data_config.data_dir = data_config.data_dir or os.path.join(root, 'tfds')
+  fake_imagenet.ensure_prepared(data_config.manual_dir, data_config.data_dir,
+                                num_classes=fake.classes, train_per_class=fake.train_per_class,
+                                val_per_class=fake.val_per_class, image_px=fake.image_px)
+  return data_config
+
+
 def get_dataset_info(data_config, *, num_classes: int) -> DatasetInfo:
+  data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':
     return DatasetInfo(num_classes=num_classes,
                        num_train_examples=SYNTHETIC_POOL_BATCHES * data_config.batch_size,
@@ -103,6 +134,8 @@ def _options() -> tf.data.Options:
     pass
   options = tf.data.Options()
   options.deterministic = True
+  # Parallelism across examples, one thread per op: no intra-op fan-out for small images.
+  options.threading.max_intra_op_parallelism = 1
   options.experimental_optimization.map_parallelization = True
   return options
 
@@ -136,11 +169,11 @@ def train_dataset(data_config, source, *, seed: int, start_step: int = 0) -> tf.
 
   @tf.autograph.experimental.do_not_convert
   def augment(position, payload, label):
-    image = preprocess.train_image(
+    image, lighting = preprocess.train_image(
         source.load(payload), tf.stack([tf.cast(seed, tf.int64), position]),
         size=data_config.image_size, crop=data_config.crop, flip=data_config.flip,
         pca_lighting_std=data_config.pca_lighting_std)
-    return {'image': image, 'label': label}
+    return {'image': image, 'label': label, 'lighting': lighting}
   dataset = tf.data.Dataset.counter(start_step, dtype=tf.int64)
   dataset = dataset.map(read, num_parallel_calls=2).unbatch()
   dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
@@ -187,6 +220,7 @@ def _numpy_batches(dataset: tf.data.Dataset, where: str) -> Iterator[dict]:
 
 def create_train_iterator(data_config, *, seed: int, num_classes: int,
                           start_step: int = 0) -> Iterator[dict]:
+  data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':
     return _synthetic_train(data_config, seed, num_classes, start_step)
   source = data_sources.open_source(data_config, data_config.train_split)
@@ -195,6 +229,7 @@ def create_train_iterator(data_config, *, seed: int, num_classes: int,
 
 
 def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterator[dict]:
+  data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':  # real sources read every example once, in order: no seed
     return _synthetic_eval(data_config, seed, num_classes)
   source = data_sources.open_source(data_config, data_config.eval_split)

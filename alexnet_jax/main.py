@@ -4,7 +4,10 @@ Every config key can be overridden on the command line; an unknown key or a valu
 type stops the run before anything runs, with one line naming the key.
 """
 import os
+import re
 import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's start-up chatter, before TF loads
 
 from absl import app
 from absl import flags
@@ -39,7 +42,11 @@ def parse_flags(argv):
   except flags.Error as e:
     _fail(str(e))
   except (AttributeError, KeyError) as e:  # ml_collections: unknown key ('Did you mean ...?')
-    _fail(f'unknown config key: {str(e).strip(chr(34) + chr(39))}')
+    text = str(e).encode().decode('unicode_escape')
+    names = re.findall(r"'(\w+)'", text)
+    hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
+    _fail(f'unknown config key {names[0] if names else text!r} in '
+          f'{[a for a in argv if a.startswith("--config.")]}' + (f'. {hint.group(0)}' if hint else ''))
 
 
 def _initialize_distributed() -> None:
@@ -53,7 +60,15 @@ def _initialize_distributed() -> None:
     logging.info('Process %d of %d.', jax.process_index(), jax.process_count())
 
 
+class _QuietLibraries(logging.logging.Filter):
+  """Keeps Orbax's per-save INFO chatter out of the run log; its warnings still show."""
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.WARNING or 'orbax' not in record.pathname
+
+
 def main(argv):
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top

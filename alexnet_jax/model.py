@@ -15,7 +15,22 @@ POOLED_SIZE = 6  # the classifier sees a 6x6 map whatever the input size
 # Inputs are standardised with ImageNet's RGB mean and std (on [0, 1]). The paper fed
 # mean-subtracted pixels on the 0..255 scale, and its N(0, 0.01) init and LRN constants are tuned
 # to that scale: the paper variant multiplies by 255 * std to get those pixel values back.
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+
+
+def standardize(images, lighting_B3=None):
+  """uint8 images [B, ..., H, W, 3] -> float32 standardised, with the PCA lighting offset if given.
+
+  The input pipeline ships uint8 (4x fewer bytes, no float work on the host); float images are
+  taken as already standardised and returned unchanged.
+  """
+  if images.dtype != jnp.uint8:
+    return images
+  x = images.astype(jnp.float32) / 255.0
+  if lighting_B3 is not None:  # per-image RGB offset on the [0, 1] scale
+    x = x + lighting_B3.reshape(lighting_B3.shape[:1] + (1,) * (x.ndim - 2) + (3,))
+  return (x - jnp.asarray(IMAGENET_MEAN_RGB)) / jnp.asarray(IMAGENET_STD_RGB)
 
 # (features, kernel, stride, padding, bias_init, grouped) per conv layer, and whether LRN and a
 # pool follow. conv1's padding 2 gives the paper's 55x55 map from a 224 input (as cuda-convnet).

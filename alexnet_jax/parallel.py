@@ -67,10 +67,6 @@ def to_shardings(mesh, specs):
                       is_leaf=lambda x: isinstance(x, P))
 
 
-def batch_spec(ndim_per_key: dict) -> dict:
-  return {k: P(BATCH_AXES) for k in ndim_per_key}
-
-
 def global_batch(mesh, local_batch: dict) -> dict:
   """This process's numpy batch -> global jax.Arrays, batch axis split over every device."""
   sharding = NamedSharding(mesh, P(BATCH_AXES))

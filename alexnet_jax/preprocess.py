@@ -1,13 +1,12 @@
-"""Image preprocessing as pure tf ops: decode fused with crop, flip, PCA lighting, normalise, eval crops.
+"""Image preprocessing as pure tf ops: decode fused with crop and resize, flip, PCA lighting, eval crops.
 
 Every random choice is a stateless op of a per-example seed (shape [2] int), so the same seed gives
-the same augmentation anywhere. Images come out float32 [S, S, 3], normalised with ImageNet's mean/std.
+the same augmentation anywhere. Images come out uint8; the float work (scale to [0, 1], add the PCA
+lighting offset, mean/std) runs on the device in model.standardize: 4x fewer bytes, no float pass here.
 """
 import tensorflow as tf
 
 RESIZE_RATIO = 256 / 224  # the paper resizes to 256 and crops 224
-MEAN_RGB = (0.485, 0.456, 0.406)  # on [0, 1] images
-STD_RGB = (0.229, 0.224, 0.225)
 # ImageNet RGB covariance on [0, 1] images (fb.resnet.torch); rows of EIGVEC are R, G, B.
 EIGVAL = (0.2175, 0.0188, 0.0045)
 EIGVEC = ((-0.5675, 0.7192, 0.4009),
@@ -15,6 +14,7 @@ EIGVEC = ((-0.5675, 0.7192, 0.4009),
           (-0.5836, -0.6948, 0.4203))
 INCEPTION_AREA = (0.08, 1.0)
 INCEPTION_ASPECT = (3 / 4, 4 / 3)
+DCT_RATIOS = (1, 2, 4, 8)  # libjpeg decodes at 1/2, 1/4, 1/8 scale in the DCT domain
 
 
 def resize_side(size: int) -> int:
@@ -22,28 +22,42 @@ def resize_side(size: int) -> int:
   return round(size * RESIZE_RATIO)
 
 
-def image_shape(image_bytes):
-  """(height, width) int32, from the header alone for JPEG."""
-  return tf.cond(tf.io.is_jpeg(image_bytes),
-                 lambda: tf.image.extract_jpeg_shape(image_bytes)[:2],
-                 lambda: tf.shape(_decode_any(image_bytes))[:2])
+def _to_uint8(image_HWC):
+  return tf.cast(image_HWC + 0.5, tf.uint8)  # bilinear stays in [0, 255]: +0.5 then truncate rounds
 
 
-def _decode_any(image_bytes):
-  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-  image.set_shape([None, None, 3])
-  return image
+def _resize_jpeg(image_bytes, window, size: int):
+  """Decodes only `window` of a JPEG, at the smallest DCT scale still >= size, then bilinear."""
+  shortest = tf.reduce_min(window[2:])
+  # k: how often the window halves and stays >= size. The DCT scaling is cheaper than decoding at
+  # full size, and it filters, so bilinear never downscales by more than 2 (little aliasing).
+  k = tf.reduce_sum(tf.cast(shortest >= size * tf.constant(DCT_RATIOS[1:]), tf.int32))
+
+  def branch(ratio):
+    def decode():
+      scaled = tf.concat([window[:2] // ratio, tf.maximum(window[2:] // ratio, 1)], 0)
+      image = tf.io.decode_and_crop_jpeg(image_bytes, scaled, channels=3, ratio=ratio,
+                                         dct_method='INTEGER_FAST')
+      return tf.image.resize(image, [size, size], method='bilinear')
+    return decode
+  return _to_uint8(tf.switch_case(k, [branch(r) for r in DCT_RATIOS]))
 
 
-def decode_crop(image_bytes, window):
-  """Decodes only `window` = [y, x, h, w] of a JPEG; other formats are decoded, then cropped."""
+def decode_resized(image_bytes, window_fn, size: int):
+  """Encoded image -> uint8 [size, size, 3]: the window_fn(shape_hw) = [y, x, h, w] crop, resized.
+
+  A JPEG is decoded inside the window only (its shape comes from the header); other formats
+  (PNG, BMP, GIF) are decoded once, cropped and resized with an antialiasing filter.
+  """
   def jpeg():
-    return tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3, dct_method='INTEGER_FAST')
+    return _resize_jpeg(image_bytes, window_fn(tf.image.extract_jpeg_shape(image_bytes)[:2]), size)
 
   def other():
-    return tf.image.crop_to_bounding_box(_decode_any(image_bytes), *tf.unstack(window))
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    y, x, h, w = tf.unstack(window_fn(tf.shape(image)[:2]))
+    return _to_uint8(tf.image.resize(image[y:y + h, x:x + w], [size, size], antialias=True))
   image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
-  image.set_shape([None, None, 3])
+  image.set_shape([size, size, 3])
   return image
 
 
@@ -52,10 +66,14 @@ def _central_square(shape_hw):
   return (shape_hw[0] - side) // 2, (shape_hw[1] - side) // 2, side
 
 
+def _crop_side(side, size: int):
+  return tf.maximum(1, tf.cast(tf.cast(side, tf.float32) * size / resize_side(size), tf.int32))
+
+
 def paper_window(shape_hw, size: int, seed):
   """The paper's crop, in original pixels: a random `size` crop of the central square at 256/224."""
   y0, x0, side = _central_square(shape_hw)
-  crop = tf.maximum(1, tf.cast(tf.cast(side, tf.float32) * size / resize_side(size), tf.int32))
+  crop = _crop_side(side, size)
   offsets = tf.random.stateless_uniform([2], seed, minval=0, maxval=side - crop + 1, dtype=tf.int32)
   return tf.stack([y0 + offsets[0], x0 + offsets[1], crop, crop])
 
@@ -72,59 +90,56 @@ def inception_window(shape_hw, seed):
 def center_window(shape_hw, size: int):
   """The central crop that becomes `size` after resizing the shorter side to 256/224 of it."""
   y0, x0, side = _central_square(shape_hw)
-  crop = tf.maximum(1, tf.cast(tf.cast(side, tf.float32) * size / resize_side(size), tf.int32))
+  crop = _crop_side(side, size)
   return tf.stack([y0 + (side - crop) // 2, x0 + (side - crop) // 2, crop, crop])
+
+
+def square_window(shape_hw):
+  y0, x0, side = _central_square(shape_hw)
+  return tf.stack([y0, x0, side, side])
 
 
 def lighting_shift(alpha_std: float, seed):
   """Fancy PCA: an RGB shift EIGVEC @ (alpha * EIGVAL), alpha ~ N(0, alpha_std), on [0, 1] images."""
+  if alpha_std <= 0:
+    return tf.zeros([3])
   alpha_3 = tf.random.stateless_normal([3], seed, stddev=alpha_std)
   return tf.linalg.matvec(tf.constant(EIGVEC), alpha_3 * tf.constant(EIGVAL))
 
 
-def normalize(image_HWC, shift_rgb=0.0):
-  """uint8-range pixels (+ a [0, 1]-scale RGB shift) -> (x / 255 + shift - mean) / std, one multiply-add."""
-  std = tf.constant(STD_RGB)
-  offset = (shift_rgb - tf.constant(MEAN_RGB)) / std
-  return tf.nn.bias_add(tf.cast(image_HWC, tf.float32) * (1.0 / (255.0 * std)), offset)
-
-
 def train_image(image_bytes, seed, *, size: int, crop: str = 'paper', flip: bool = True,
                 pca_lighting_std: float = 0.1):
-  """Training augmentation of one encoded image -> float32 [size, size, 3]."""
+  """Training augmentation of one encoded image -> (uint8 [size, size, 3], lighting float32 [3]).
+
+  The lighting offset is on the [0, 1] pixel scale, added on the device (model.standardize).
+  """
   crop_seed, flip_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-  shape_hw = image_shape(image_bytes)
   if crop == 'paper':
-    window = paper_window(shape_hw, size, crop_seed)
+    window_fn = lambda shape_hw: paper_window(shape_hw, size, crop_seed)
   elif crop == 'inception':
-    window = inception_window(shape_hw, crop_seed)
+    window_fn = lambda shape_hw: inception_window(shape_hw, crop_seed)
   else:
     raise ValueError(f"data.crop={crop!r} is unknown; use 'paper' or 'inception'.")
-  image = decode_crop(image_bytes, window)
-  if flip:
-    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-  image = tf.image.resize(image, [size, size], method='bilinear')
-  shift = lighting_shift(pca_lighting_std, light_seed) if pca_lighting_std > 0 else 0.0
-  return normalize(image, shift)
+  image = decode_resized(image_bytes, window_fn, size)
+  if flip:  # after the resize: the smallest image to mirror
+    mirror = tf.random.stateless_uniform([], flip_seed) < 0.5
+    image = tf.cond(mirror, lambda: tf.reverse(image, [1]), lambda: image)
+  return image, lighting_shift(pca_lighting_std, light_seed)
 
 
 def eval_image(image_bytes, *, size: int):
-  """Centre crop -> float32 [size, size, 3]."""
-  image = decode_crop(image_bytes, center_window(image_shape(image_bytes), size))
-  return normalize(tf.image.resize(image, [size, size], method='bilinear'))
+  """Centre crop -> uint8 [size, size, 3]."""
+  return decode_resized(image_bytes, lambda shape_hw: center_window(shape_hw, size), size)
 
 
 def ten_crop(image_bytes, *, size: int):
-  """The paper's test crops -> float32 [10, size, size, 3]: 4 corners and centre, then their mirrors.
+  """The paper's test crops -> uint8 [10, size, size, 3]: 4 corners and centre, then their mirrors.
 
   The image is resized to 256/224 x size on its shorter side and its central square kept, as the paper.
   """
-  y0, x0, side = _central_square(image_shape(image_bytes))
-  square = decode_crop(image_bytes, tf.stack([y0, x0, side, side]))
   full = resize_side(size)
-  square = tf.image.resize(square, [full, full], method='bilinear')
+  square = decode_resized(image_bytes, square_window, full)
   far, mid = full - size, (full - size) // 2
   corners = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
   crops_NHWC = tf.stack([square[y:y + size, x:x + size] for y, x in corners])
-  crops_NHWC = tf.concat([crops_NHWC, tf.reverse(crops_NHWC, axis=[2])], axis=0)
-  return normalize(crops_NHWC)
+  return tf.concat([crops_NHWC, tf.reverse(crops_NHWC, axis=[2])], axis=0)

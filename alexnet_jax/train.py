@@ -2,7 +2,6 @@
 import math
 import os
 import queue
-import signal
 import threading
 import time
 
@@ -21,6 +20,10 @@ from alexnet_jax import train_step as step_lib
 
 class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite."""
+
+  def __init__(self, message: str, first_bad_step: int):
+    super().__init__(message)
+    self.first_bad_step = first_bad_step  # checkpoints from this step on hold diverged parameters
 
 
 def _prefetch(batches, mesh, size: int = 2):
@@ -60,24 +63,6 @@ def _schedule_steps(config, info) -> tuple[int, int]:
   return steps_per_epoch, total
 
 
-class _Preemption:
-  """Turns SIGTERM (TPU VM maintenance, SLURM) into a request to save and stop at a step boundary."""
-
-  def __init__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    logging.warning('SIGTERM received: saving a checkpoint at the next step and stopping.')
-    self.requested = True
-
-  def reached(self, step: int) -> bool:
-    return checkpoint.preemption_agreed(step, self.requested)
-
-  def restore(self):
-    signal.signal(signal.SIGTERM, self._previous)
-
-
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains and evaluates as the config says; returns the last eval metrics."""
   mesh = parallel.make_mesh(config.mesh)
@@ -92,10 +77,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                  total_steps=total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.AlexNet(**config.model)
-  ckpts = checkpoint.Checkpoints(workdir, config)  # checks a resumed workdir before any write
+  # The state first: a bad model key fails before the workdir is touched.
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=config.data.image_size,
                                              seed=config.seed)
-  state = ckpts.restore_latest(state) or checkpoint.init_from(config, state, model)
+  ckpts = checkpoint.Checkpoints(workdir, config)  # checks a resumed workdir before any write
+  # A workdir's own checkpoint wins over init_from: a fine-tuning run resumes like any other.
+  state = ckpts.restore_latest(state) or checkpoint.init_from(config.init_from, state)
   start_step = int(state.step)
   writer = metrics_lib.Writer(workdir, enabled=jax.process_index() == 0)
   writer.truncate_after(start_step)
@@ -108,12 +95,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
       start_step=start_step), mesh)
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
-  preemption = _Preemption()
+  preemption = checkpoint.Preemption()
   try:
     state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
                                 preemption, config, mesh, start_step, total_steps)
+  except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
+    ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
+    raise
   finally:
-    preemption.restore()
+    preemption.close()
     ckpts.close()
     writer.close()
   return eval_metrics
@@ -154,13 +144,22 @@ def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemp
     if step % config.checkpoint.every_steps == 0 or step == total_steps:
       if pending is not None:  # never save a state whose loss is not yet known to be finite
         _check_finite(pending)
-      ckpts.save(step, state, top1)
+      _save(ckpts, step, state, top1)
   if pending is not None:
     _check_finite(pending)
   if step < total_steps:  # preempted: save where we are, and the same command resumes here
-    ckpts.save(step, state, None, force=True)
+    _save(ckpts, step, state)
     logging.warning('Preempted at step %d; checkpoint saved. Run the same command to resume.', step)
   return state, eval_metrics
+
+
+def _save(ckpts, step: int, state, top1=None) -> None:
+  """Saves unless a parameter is NaN or infinite: a finite loss can still give inf parameters."""
+  if not checkpoint.all_finite(state.params):
+    raise NonFiniteLossError(
+        f'the parameters are not finite after step {step}; the last good checkpoint is kept. '
+        f'Lower --config.optimizer.learning_rate or add --config.optimizer.warmup_steps.', step)
+  ckpts.save(step, state, top1)
 
 
 def _check_finite(pending) -> None:
@@ -169,4 +168,5 @@ def _check_finite(pending) -> None:
   if not np.isfinite(loss):
     raise NonFiniteLossError(
         f'the training loss is {loss} at step {step}; the last good checkpoint is kept. Lower '
-        f'--config.optimizer.learning_rate or add --config.optimizer.warmup_steps.')
+        f'--config.optimizer.learning_rate or add --config.optimizer.warmup_steps.',
+        step - 1)  # the loss of step s is that of the parameters after step s - 1

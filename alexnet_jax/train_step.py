@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import PartitionSpec as P
 
+from alexnet_jax import model as model_lib
 from alexnet_jax import parallel
 from alexnet_jax.parallel import BATCH_AXES, DATA_AXIS, MODEL_AXIS
 
@@ -72,7 +73,8 @@ def _device_example_ids(local_batch: int):
 
 def train_step(state, batch, *, model, tx, seed, label_smoothing):
   """One SGD step on this device's shard; returns the new state and global-mean metrics."""
-  images_bHWC, labels_b = batch['image'], batch['label']
+  images_bHWC = model_lib.standardize(batch['image'], batch.get('lighting'))
+  labels_b = batch['label']
   ids_b = _device_example_ids(labels_b.shape[0])
   labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')  # the classifier's group
   dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
@@ -97,7 +99,8 @@ def train_step(state, batch, *, model, tx, seed, label_smoothing):
 
 def eval_step(params, batch, *, model):
   """Sums over this batch's real examples: loss, top1, top5, count (softmax averaged over crops)."""
-  images, labels_b, mask_b = batch['image'], batch['label'], batch['mask']
+  images = model_lib.standardize(batch['image'])
+  labels_b, mask_b = batch['label'], batch['mask']
   crops = images.shape[1] if images.ndim == 5 else 1
   images_bHWC = images.reshape((-1,) + images.shape[-3:])
   logits_BK = model.apply({'params': params}, images_bHWC, train=False)
@@ -142,14 +145,13 @@ def make_train_step(model, tx, mesh, specs, *, seed: int, label_smoothing: float
   """jit(shard_map(train_step)): (state, batch) -> (state, metrics); the state is donated."""
   body = functools.partial(train_step, model=_sharded_model(model, mesh), tx=tx, seed=seed,
                            label_smoothing=label_smoothing)
-  batch_specs = {'image': P(BATCH_AXES), 'label': P(BATCH_AXES)}
-  step = jax.shard_map(body, mesh=mesh, in_specs=(specs, batch_specs), out_specs=(specs, P()))
+  # Every batch field (image, label, lighting) is split over all devices along its first axis.
+  step = jax.shard_map(body, mesh=mesh, in_specs=(specs, P(BATCH_AXES)), out_specs=(specs, P()))
   return jax.jit(step, donate_argnums=0)
 
 
 def make_eval_step(model, mesh, specs):
   """jit(shard_map(eval_step)): (params, batch) -> sums of loss, top1, top5 and count."""
   body = functools.partial(eval_step, model=_sharded_model(model, mesh))
-  batch_specs = {'image': P(BATCH_AXES), 'label': P(BATCH_AXES), 'mask': P(BATCH_AXES)}
-  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(specs.params, batch_specs),
+  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(specs.params, P(BATCH_AXES)),
                                out_specs=P()))

@@ -37,6 +37,11 @@ def get_config():
       pca_lighting_std=0.1,  # 0 turns PCA lighting off
       eval_crops=1,  # 1: centre crop | 10: the paper's four corners + centre and their mirrors
       on_corrupt='error',  # 'error' | 'skip' (counted in the log)
+      # classes > 0 with name='imagenet2012': a generated ImageNet of that many classes (the first
+      # synsets; tools/fake_imagenet), written and prepared on first use; empty manual_dir/data_dir
+      # go under ~/.cache/alexnet_jax/fake_imagenet_<classes>c_<train>t_<val>v_<px>px/.
+      fake_imagenet=ml_collections.ConfigDict(dict(
+          classes=0, train_per_class=300, val_per_class=10, image_px=73)),
   ))
 
   config.model = ml_collections.ConfigDict(dict(

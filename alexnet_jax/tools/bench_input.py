@@ -1,12 +1,21 @@
-"""Images/s of the training input pipeline on ImageNet-sized JPEGs, beside a plain PIL + numpy loop.
+"""Images/s per core of the training input pipeline on ImageNet-sized JPEGs, beside a PIL + numpy loop.
 
-  python -m alexnet_jax.tools.bench_input [--num_images=256 --batch_size=128 --seconds=10]
+  python -m alexnet_jax.tools.bench_input [--rounds=5 --seconds=4 --output=/tmp/bench_input.json]
 
-Both do the same work per image: decode, the paper's random crop (256/224), resize to 224, flip,
-PCA lighting, normalise, batch. The tf.data figure per core is measured on one thread; the PIL loop
-is single-threaded. The JPEGs are drawn about 400x350 and 110 KB, as ImageNet's average.
+One process, pinned to one core, TF on one thread (tf.data threadpool 1, intra- and inter-op 1),
+in alternating rounds, on JPEGs drawn in the run (about 400x350, 110 KB, as ImageNet's average):
+  pipeline     input_pipeline.train_dataset: decode fused with the paper's crop, resize, flip, PCA
+               lighting offsets, batch of uint8 (what the training loop gets)
+  pil          the same work with PIL + numpy: decode, crop, bilinear resize, flip, offsets, np.stack
+  decode_crop  tf.io.decode_and_crop_jpeg of the same crop windows alone: the pipeline's ceiling
+  decode_full  tf.io.decode_jpeg of the whole image alone
+Figures are images per CPU-second of this process (time.process_time), medians over rounds: on a
+machine shared with other jobs they stay near the unloaded per-core speed while the wall clock does
+not. Wall-clock rates and the load average are printed beside them.
 """
 import io
+import json
+import os
 import time
 
 import ml_collections
@@ -22,7 +31,12 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer('num_images', 256, 'Distinct JPEGs, cycled through.')
 flags.DEFINE_integer('batch_size', 128, 'Batch size.')
 flags.DEFINE_integer('image_size', 224, 'Crop size.')
-flags.DEFINE_float('seconds', 10.0, 'Time per measurement.')
+flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the medians are reported.')
+flags.DEFINE_float('seconds', 4.0, 'Time per measurement per round.')
+flags.DEFINE_integer('cpu', -1, 'Core to pin to (-1: the last one).')
+flags.DEFINE_string('output', '', 'Also write the figures as JSON here.')
+
+TARGET_PER_CORE, TARGET_VS_PIL = 1000, 2.0
 
 
 def make_jpegs(count: int, seed: int = 0) -> list[bytes]:
@@ -31,7 +45,7 @@ def make_jpegs(count: int, seed: int = 0) -> list[bytes]:
   jpegs = []
   for i in range(count):
     height, width = rng.integers(330, 370), rng.integers(380, 420)
-    image = fake_imagenet.draw_image(rng, i, height, width, noise=24.0)
+    image = fake_imagenet.draw_image(rng, i, height, width, noise=22.0)
     jpegs.append(fake_imagenet.encode_jpeg(image, quality=96))
   return jpegs
 
@@ -44,58 +58,132 @@ def memory_source(jpegs: list[bytes]) -> data_sources.Source:
       load=lambda payload: payload, describe=str)
 
 
-def bench_tf(jpegs, data_config, threads: int, seconds: float) -> float:
-  dataset = input_pipeline.train_dataset(data_config, memory_source(jpegs), seed=0)
+def _one_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
   options = tf.data.Options()
-  options.threading.private_threadpool_size = threads
+  options.threading.private_threadpool_size = 1
   options.threading.max_intra_op_parallelism = 1
-  iterator = dataset.with_options(options).as_numpy_iterator()
-  next(iterator)
-  count, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    count += next(iterator)['image'].shape[0]
-  return count / (time.perf_counter() - start)
+  return dataset.with_options(options)
 
 
-def pil_example(jpeg: bytes, rng: np.random.Generator, size: int) -> np.ndarray:
-  """The same augmentation with PIL and numpy."""
+def pipeline_batches(jpegs, data_config):
+  """The training pipeline's numpy batches, on one thread."""
+  dataset = input_pipeline.train_dataset(data_config, memory_source(jpegs), seed=0)
+  return _one_thread(dataset).as_numpy_iterator()
+
+
+def decode_batches(jpegs, batch_size: int, size: int, crop: bool):
+  """Decode alone (the paper's crop windows, or whole images); yields batches of decoded shapes."""
+  images = tf.constant(jpegs)
+
+  @tf.autograph.experimental.do_not_convert
+  def decode(index):
+    image_bytes = images[index % len(jpegs)]
+    if not crop:
+      return tf.shape(tf.io.decode_jpeg(image_bytes, channels=3, dct_method='INTEGER_FAST'))
+    window = preprocess.paper_window(tf.image.extract_jpeg_shape(image_bytes)[:2], size,
+                                     tf.stack([tf.constant(0, tf.int64), index]))
+    return tf.shape(tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3,
+                                               dct_method='INTEGER_FAST'))
+  dataset = tf.data.Dataset.counter(dtype=tf.int64).map(decode).batch(batch_size)
+  return _one_thread(dataset).as_numpy_iterator()
+
+
+def pil_example(jpeg: bytes, rng: np.random.Generator, size: int, pca_lighting_std: float = 0.1):
+  """The pipeline's work with PIL and numpy -> (uint8 [size, size, 3], lighting offset [3])."""
   image = Image.open(io.BytesIO(jpeg)).convert('RGB')
   width, height = image.size
   side = min(width, height)
   crop = int(side * size / preprocess.resize_side(size))
   y = (height - side) // 2 + rng.integers(0, side - crop + 1)
   x = (width - side) // 2 + rng.integers(0, side - crop + 1)
-  image = image.crop((x, y, x + crop, y + crop)).resize((size, size), Image.BILINEAR)
+  image = image.resize((size, size), Image.BILINEAR, box=(x, y, x + crop, y + crop))
   if rng.random() < 0.5:
     image = image.transpose(Image.FLIP_LEFT_RIGHT)
-  shift = np.array(preprocess.EIGVEC) @ (rng.normal(0, 0.1, 3) * np.array(preprocess.EIGVAL))
-  pixels = np.asarray(image, np.float32) / 255.0
-  return ((pixels + shift - preprocess.MEAN_RGB) / preprocess.STD_RGB).astype(np.float32)
+  alpha = rng.normal(0, pca_lighting_std, 3)
+  return np.asarray(image), np.array(preprocess.EIGVEC) @ (alpha * np.array(preprocess.EIGVAL))
 
 
-def bench_pil(jpegs, batch_size: int, size: int, seconds: float) -> float:
+def pil_batches(jpegs, batch_size: int, size: int):
   rng = np.random.default_rng(0)
-  count, start = 0, time.perf_counter()
-  while time.perf_counter() - start < seconds:
-    order = rng.integers(0, len(jpegs), batch_size)
-    batch = np.stack([pil_example(jpegs[i], rng, size) for i in order])
-    count += batch.shape[0]
-  return count / (time.perf_counter() - start)
+  while True:
+    examples = [pil_example(jpegs[i], rng, size) for i in rng.integers(0, len(jpegs), batch_size)]
+    yield {'image': np.stack([e[0] for e in examples]),
+           'lighting': np.stack([e[1] for e in examples]).astype(np.float32),
+           'label': np.zeros(batch_size, np.int32)}
+
+
+def measure(batches, batch_size: int, seconds: float) -> tuple[float, float]:
+  """(images per CPU-second of this process, images per wall second) over about `seconds`."""
+  count, wall, cpu = 0, time.perf_counter(), time.process_time()
+  while time.perf_counter() - wall < seconds:
+    next(batches)
+    count += batch_size
+  return count / (time.process_time() - cpu), count / (time.perf_counter() - wall)
+
+
+def run(jpegs, *, batch_size: int, size: int, rounds: int, seconds: float) -> dict:
+  """Alternating rounds of every contender; {name: {'per_core': median, 'wall': median, ...}}."""
+  data_config = ml_collections.ConfigDict(dict(
+      batch_size=batch_size, image_size=size, crop='paper', flip=True, pca_lighting_std=0.1))
+  contenders = {
+      'pipeline': pipeline_batches(jpegs, data_config),
+      'pil': pil_batches(jpegs, batch_size, size),
+      'decode_crop': decode_batches(jpegs, batch_size, size, crop=True),
+      'decode_full': decode_batches(jpegs, batch_size, size, crop=False),
+  }
+  for batches in contenders.values():
+    next(batches)  # build and warm up outside the timing
+  names = list(contenders)
+  samples = {name: [] for name in names}
+  for r in range(rounds):
+    for name in names[r % len(names):] + names[:r % len(names)]:  # a different order each round
+      samples[name].append(measure(contenders[name], batch_size, seconds))
+  return {name: {'per_core': float(np.median([s[0] for s in got])),
+                 'wall': float(np.median([s[1] for s in got])),
+                 'per_core_rounds': [round(s[0]) for s in got]} for name, got in samples.items()}
+
+
+def report(figures: dict) -> str:
+  pipeline, pil = figures['pipeline']['per_core'], figures['pil']['per_core']
+  lines = [f'{"img/s per core (CPU time), median":36s} {"per core":>8s} {"wall":>6s}   rounds']
+  for name, f in figures.items():
+    lines.append(f'{name:36s} {f["per_core"]:8.0f} {f["wall"]:6.0f}   {f["per_core_rounds"]}')
+  lines.append(f'pipeline: {pipeline / pil:.2f}x the PIL loop (target {TARGET_VS_PIL}x), '
+               f'{pipeline / figures["decode_crop"]["per_core"]:.0%} of decode_crop alone; '
+               f'target {TARGET_PER_CORE} img/s per core: '
+               f'{"met" if pipeline >= TARGET_PER_CORE else "not met"}.')
+  return '\n'.join(lines)
+
+
+def _pin_and_one_thread(cpu: int) -> int:
+  """Pins this process to one core and TF to one thread (before TF runs any op)."""
+  cpu = sorted(os.sched_getaffinity(0))[cpu]
+  os.sched_setaffinity(0, {cpu})
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  return cpu
 
 
 def main(argv):
   del argv
+  cpu = _pin_and_one_thread(FLAGS.cpu)
   jpegs = make_jpegs(FLAGS.num_images)
-  print(f'{len(jpegs)} JPEGs, mean {np.mean([len(j) for j in jpegs]) / 1e3:.0f} KB')
-  data_config = ml_collections.ConfigDict(dict(
-      batch_size=FLAGS.batch_size, image_size=FLAGS.image_size, crop='paper', flip=True,
-      pca_lighting_std=0.1))
-  pil = bench_pil(jpegs, FLAGS.batch_size, FLAGS.image_size, FLAGS.seconds)
-  one = bench_tf(jpegs, data_config, 1, FLAGS.seconds)
-  two = bench_tf(jpegs, data_config, 2, FLAGS.seconds)
-  print(f'PIL + numpy loop, 1 core:        {pil:7.0f} img/s')
-  print(f'tf.data pipeline, 1 core:        {one:7.0f} img/s  ({one / pil:.1f}x PIL)')
-  print(f'tf.data pipeline, 2 threads:     {two:7.0f} img/s')
+  shapes = [Image.open(io.BytesIO(j)).size for j in jpegs]
+  load_before = os.getloadavg()
+  print(f'{len(jpegs)} JPEGs, mean {np.mean([len(j) for j in jpegs]) / 1e3:.0f} KB, '
+        f'{np.mean(shapes, 0)[0]:.0f}x{np.mean(shapes, 0)[1]:.0f}; pinned to core {cpu} of '
+        f'{os.cpu_count()}; load average {load_before[0]:.1f}', flush=True)
+  figures = run(jpegs, batch_size=FLAGS.batch_size, size=FLAGS.image_size, rounds=FLAGS.rounds,
+                seconds=FLAGS.seconds)
+  load_after = os.getloadavg()
+  print(report(figures))
+  print(f'load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on '
+        f'{os.cpu_count()} CPUs')
+  if FLAGS.output:
+    with open(FLAGS.output, 'w') as f:
+      json.dump(dict(figures=figures, load_before=load_before, load_after=load_after,
+                     mean_kb=float(np.mean([len(j) for j in jpegs]) / 1e3), cpu=cpu,
+                     batch_size=FLAGS.batch_size, image_size=FLAGS.image_size), f, indent=1)
 
 
 if __name__ == '__main__':

@@ -60,12 +60,11 @@ def _synthetic(batch: int, image_size: int):
   return images, rng.integers(0, NUM_CLASSES, batch).astype(np.int32)
 
 
-def _timed(fn):
-  def timed(*args):
-    begin = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - begin
-  return timed
+def _timed(fn, *args) -> dict:
+  """Wall seconds, and CPU seconds of this process (all threads; other load does not add to it)."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  fn(*args)
+  return {'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu}
 
 
 def jax_worker(batch: int, image_size: int):
@@ -164,9 +163,9 @@ def serve(framework: str) -> None:
     out.flush()
     command = sys.stdin.readline().split() or ['done']
     if command[0] == 'run':
-      reply = {'seconds': _timed(run)(int(command[1]))}
+      reply = _timed(run, int(command[1]))
     elif command[0] == 'matmul':
-      reply = {'seconds': _timed(matmul)()}
+      reply = _timed(matmul)
     else:
       out.write(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                             / 1024}) + '\n')  # ru_maxrss is in KiB on Linux
@@ -213,9 +212,9 @@ def measure(frameworks) -> dict:
   try:
     for r in range(FLAGS.rounds):
       for name in (frameworks if r % 2 == 0 else frameworks[::-1]):
-        times[name].append(workers[name].ask(f'run {FLAGS.steps}')['seconds'])
+        times[name].append(workers[name].ask(f'run {FLAGS.steps}'))
       if 'jax' in workers:
-        times['matmul'].append(workers['jax'].ask('matmul')['seconds'])
+        times['matmul'].append(workers['jax'].ask('matmul'))
   finally:
     infos = {name: dict(w.info, **w.close()) for name, w in workers.items()}
   return times, infos
@@ -228,11 +227,15 @@ def summarise(times, infos) -> dict:
                 rounds=FLAGS.rounds, cpu=_cpu_name(), cores=os.cpu_count(),
                 train_gflop_per_image=flops / 1e9)
   if times['matmul']:
-    result['matmul_gflops'] = statistics.median(2 * MATMUL_N ** 3 / s for s in times['matmul']) / 1e9
+    result['matmul_gflops'] = statistics.median(
+        2 * MATMUL_N ** 3 / t['seconds'] for t in times['matmul']) / 1e9
   for name, info in infos.items():
-    rates = [FLAGS.batch * FLAGS.steps / s for s in times[name]]
+    images = FLAGS.batch * FLAGS.steps
+    rates = [images / t['seconds'] for t in times[name]]
     result[name] = dict(info, images_per_sec=statistics.median(rates), images_per_sec_rounds=rates,
-                        step_ms=1e3 * FLAGS.batch / statistics.median(rates))
+                        step_ms=1e3 * FLAGS.batch / statistics.median(rates),
+                        cpu_ms_per_image=1e3 * statistics.median(
+                            t['cpu_seconds'] / images for t in times[name]))
     if 'matmul_gflops' in result:
       result[name]['mfu'] = result[name]['images_per_sec'] * flops / 1e9 / result['matmul_gflops']
   if 'jax' in infos and 'torch' in infos:
@@ -255,6 +258,7 @@ def table(result: dict) -> str:
   heads = {'jax': f"JAX {result.get('jax', {}).get('version', '')}",
            'torch': f"PyTorch {result.get('torch', {}).get('version', '')}"}
   rows = [('images/s (median)', 'images_per_sec', '{:.1f}'), ('step (ms)', 'step_ms', '{:.0f}'),
+          ('CPU time / image (ms)', 'cpu_ms_per_image', '{:.1f}'),
           ('MFU', 'mfu', '{:.1%}'), ('time to first step (s)', 'first_step_s', '{:.1f}'),
           ('peak RSS (MiB)', 'peak_rss_mib', '{:.0f}')]
   lines = [f"AlexNet (torchvision layout) train step, fp32, batch {result['batch']}, "

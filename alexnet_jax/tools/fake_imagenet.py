@@ -10,6 +10,7 @@ validation_labels.txt, so each is drawn for that line's class (of all 1000): eva
 on a held-out slice of train ('train[90%:]'). A class is a shape and a fill texture; colours,
 position and scale are random per image, so mean colour does not give the class away.
 """
+import fcntl
 import io
 import json
 import os
@@ -125,21 +126,27 @@ def write(manual_dir: str, *, num_classes: int, train_per_class: int, val_per_cl
 
 def ensure_prepared(manual_dir: str, data_dir: str, *, num_classes: int = 10,
                     train_per_class: int = 300, val_per_class: int = 10, image_px: int = 80) -> None:
-  """Generates a fake ImageNet in manual_dir and prepares it with TFDS in data_dir; no-op when done."""
+  """Generates a fake ImageNet in manual_dir and prepares it with TFDS in data_dir; no-op when done.
+
+  Safe when several local processes call it at once: one generates, the others wait for it.
+  """
   params = dict(num_classes=num_classes, train_per_class=train_per_class,
                 val_per_class=val_per_class, image_px=image_px)
   marker = os.path.join(data_dir, MARKER)
-  if os.path.exists(marker):
-    with open(marker) as f:
-      if json.load(f) == params:
-        return
-    raise ValueError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
-                     'delete that folder or use another data_dir.')
-  logging.info('Generating a fake ImageNet %s in %s.', params, manual_dir)
-  write(manual_dir, **params)
-  data_sources.prepare_tfds('imagenet2012', data_dir, manual_dir)
-  with open(marker, 'w') as f:
-    json.dump(params, f)
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, '.fake_imagenet.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+    if os.path.exists(marker):
+      with open(marker) as f:
+        if json.load(f) == params:
+          return
+      raise ValueError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
+                       'delete that folder or use another data_dir.')
+    logging.info('Generating a fake ImageNet %s in %s.', params, manual_dir)
+    write(manual_dir, **params)
+    data_sources.prepare_tfds('imagenet2012', data_dir, manual_dir)
+    with open(marker, 'w') as f:
+      json.dump(params, f)
 
 
 def main(argv):

@@ -1,0 +1,51 @@
+"""comm_report: HLO parsing, and the traffic of data parallel vs the hybrid on a tiny AlexNet."""
+import pytest
+
+from alexnet_jax.tools import comm_report
+from configs import default
+
+HLO = """
+  %all-reduce.4 = (f32[1,16]{1,0}, f32[9216,16]{1,0}, f32[]) all-reduce(%a, %b, %c), channel_id=1, replica_groups={{0,4},{1,5},{2,6},{3,7}}, use_global_device_ids=true, to_apply=%add
+  %ag = f32[8,9216]{1,0} all-gather(%x), channel_id=2, replica_groups=[2,4]<=[8], dimensions={0}
+  %rs = bf16[128]{0} reduce-scatter(%y), channel_id=3, replica_groups=[1,8]<=[8], dimensions={0}
+  %ags = (f32[2,4]{1,0}, f32[8,4]{1,0}) all-gather-start(%z), replica_groups=[2,4]<=[8], dimensions={0}
+  %agd = f32[8,4]{1,0} all-gather-done(%ags)
+  %noop = f32[64]{0} all-reduce(%w), channel_id=4, replica_groups={{0},{1},{2},{3},{4},{5},{6},{7}}, to_apply=%add
+  %gte = f32[] get-tuple-element(%all-reduce.4), index=2
+"""
+
+
+def test_collectives_parsed_from_hlo_text():
+  report = comm_report.collectives(HLO, num_devices=8)
+  assert report['all-reduce']['ops'] == 1  # the one over single-device groups moves nothing
+  assert report['all-reduce']['payload_bytes'] == 4 * (16 + 9216 * 16 + 1)
+  assert report['all-reduce']['wire_bytes'] == pytest.approx(report['all-reduce']['payload_bytes'])
+  assert report['all-gather']['ops'] == 2
+  assert report['all-gather']['payload_bytes'] == 4 * 8 * 9216 + 4 * 8 * 4
+  assert report['reduce-scatter']['payload_bytes'] == 2 * 128 * 8  # the input: result x group
+  assert report['reduce-scatter']['wire_bytes'] == pytest.approx(2 * 128 * 7)
+
+
+def _report(data: int, model: int) -> dict:
+  config = default.get_config()
+  config.data.image_size, config.data.batch_size = 64, 16
+  config.model.num_classes, config.model.fc_width = 16, 64
+  config.mesh.data, config.mesh.model = data, model
+  return comm_report.build_report(config)
+
+
+def test_data_parallel_all_reduces_every_gradient_once():
+  report = _report(8, 1)
+  assert set(report['collectives']) == {'all-reduce'}
+  payload = report['collectives']['all-reduce']['payload_bytes']
+  assert 4 * report['params'] <= payload <= 4 * report['params'] + 64  # + the scalar metrics
+  assert report['peak_memory_bytes_per_device'] > 4 * report['params']
+  assert 'all-reduce' in comm_report.format_report(report)
+
+
+def test_hybrid_does_not_all_reduce_classifier_gradients():
+  report = _report(1, 8)
+  conv_bytes = 4 * (report['params'] - report['fc_params'])
+  all_reduce = report['collectives']['all-reduce']['payload_bytes']
+  assert conv_bytes <= all_reduce < conv_bytes + 4 * report['fc_params']  # only activations
+  assert report['collectives']['all-gather']['payload_bytes'] > 0  # conv features, labels

@@ -1,0 +1,55 @@
+"""Optimizer and schedules: the paper's update rule, step decay, warm-up, cosine."""
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from alexnet_jax import optim
+from configs import default
+
+
+def _opt(**overrides):
+  config = default.get_config().optimizer
+  config.update(overrides)
+  return config
+
+
+def test_step_schedule_divides_by_ten_at_each_boundary():
+  schedule = optim.make_schedule(_opt(decay_every_epochs=2.0), steps_per_epoch=10, total_steps=70)
+  got = [float(schedule(s)) for s in (0, 19, 20, 39, 40, 60, 69)]
+  np.testing.assert_allclose(got, [0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-5, 1e-5], rtol=1e-6)
+
+
+def test_warmup_is_linear_then_the_schedule_starts():
+  schedule = optim.make_schedule(_opt(schedule='cosine', warmup_steps=10), steps_per_epoch=10,
+                                 total_steps=110)
+  np.testing.assert_allclose([float(schedule(s)) for s in (0, 4, 10)], [0.001, 0.001 + 0.009 * 4 / 10, 0.01],
+                             rtol=1e-5)
+  assert float(schedule(60)) == pytest.approx(0.005, rel=1e-3)
+  assert float(schedule(110)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_sgd_is_the_papers_update_rule_across_a_learning_rate_change():
+  """v <- 0.9 v - 5e-4 lr w - lr g;  w <- w + v, with lr from the schedule at each step."""
+  config = _opt(decay_every_epochs=1.0)
+  schedule = optim.make_schedule(config, steps_per_epoch=2, total_steps=10)
+  tx = optim.make_optimizer(config, schedule)
+  w = {'w': jnp.array([1.0, -2.0])}
+  grads = [jnp.array([0.5, 0.1]), jnp.array([-0.3, 0.2]), jnp.array([0.7, -0.4])]
+  state, params = tx.init(w), w
+  v, w_ref = np.zeros(2), np.array([1.0, -2.0])
+  for step, g in enumerate(grads):
+    lr = 0.01 * (0.1 if step >= 2 else 1.0)
+    v = 0.9 * v - 5e-4 * lr * w_ref - lr * np.asarray(g)
+    w_ref = w_ref + v
+    updates, state = tx.update({'w': g}, state, params)
+    params = {'w': params['w'] + updates['w']}
+  np.testing.assert_allclose(params['w'], w_ref, rtol=1e-6)
+
+
+def test_unknown_names_are_rejected_with_the_key():
+  with pytest.raises(ValueError, match='optimizer.schedule'):
+    optim.make_schedule(_opt(schedule='linear'), steps_per_epoch=1, total_steps=1)
+  with pytest.raises(ValueError, match='optimizer.name'):
+    optim.make_optimizer(_opt(name='lamb'), lambda s: 0.1)
+  assert isinstance(_opt(), ml_collections.ConfigDict)

@@ -1,0 +1,166 @@
+"""The CLI interrupted for real: SIGTERM and kill -9, then the same command; two-process preemption.
+
+Each run is `python -m alexnet_jax.main` in a subprocess (a JAX compilation cache shared by the
+runs keeps them short).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alexnet_jax import input_pipeline
+from tests import checkpoint_test
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOTAL_STEPS = 12
+
+
+def write_folder(root, classes=4, per_class=10, seed=0):
+  """root/<class>/<i>.png|jpg: a class is a colour band at its own height, plus noise."""
+  rng = np.random.default_rng(seed)
+  for label in range(classes):
+    os.makedirs(os.path.join(root, f'class{label}'))
+    for i in range(per_class):
+      image = rng.integers(0, 80, (40, 48, 3), dtype=np.uint8)
+      image[label * 10:label * 10 + 8, :, label % 3] = 250
+      Image.fromarray(image).save(os.path.join(root, f'class{label}', f'{i}.{"png" if i % 2 else "jpg"}'))
+
+
+def flags(workdir, data_root, **overrides):
+  """A tiny run on a shuffled folder dataset (36 train images, 4 steps an epoch), dropout on."""
+  values = {'data.name': f'folder:{data_root}', 'data.data_dir': os.path.join(data_root, 'tfds'),
+            'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
+            'data.image_size': 64, 'data.batch_size': 8, 'data.shuffle_buffer': 64,
+            'model.num_classes': 4, 'model.fc_width': 64, 'total_steps': TOTAL_STEPS,
+            'log_every_steps': 1, 'eval_every_steps': 5, 'checkpoint.every_steps': 3,
+            'checkpoint.keep': 2, **overrides}
+  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
+          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in values.items()]
+
+
+def start(command, log_path, cache_dir, env=None):
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', **(env or {}))
+  with open(log_path, 'w') as log:  # a file, not a pipe: absl logs a lot
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def logged_steps(workdir, split='train'):
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {r['step']: r for r in map(json.loads, f) if r['split'] == split}
+
+
+def wait_for_step(process, workdir, step, log_path, timeout=300):
+  deadline = time.time() + timeout
+  while max(logged_steps(workdir), default=0) < step:
+    if process.poll() is not None or time.time() > deadline:
+      process.kill()
+      raise AssertionError(f'no step {step} (exit {process.poll()}):\n' + open(log_path).read()[-3000:])
+    time.sleep(0.05)
+
+
+def finish(process, log_path, timeout=300):
+  try:
+    code = process.wait(timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    raise
+  with open(log_path) as f:
+    return code, f.read()
+
+
+@pytest.fixture(scope='module')
+def cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('jax_cache'))
+
+
+def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path, cache_dir):
+  """Loss, top-1 and top-5 of every train and eval point equal, bit for bit, a run never stopped."""
+  data = str(tmp_path / 'photos')
+  write_folder(data)
+  reference, interrupted = str(tmp_path / 'reference'), str(tmp_path / 'interrupted')
+  # Check the folder for corrupt images once, here, not in two runs at the same time.
+  input_pipeline.get_dataset_info(checkpoint_test.tiny_config(**{
+      'data.name': f'folder:{data}', 'data.data_dir': os.path.join(data, 'tfds'),
+      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]'}).data, num_classes=4)
+  uninterrupted = start(flags(reference, data), tmp_path / 'reference.log', cache_dir)
+
+  # 1. SIGTERM: saves at the step it is at and exits with status 0.
+  log = tmp_path / 'run1.log'
+  run = start(flags(interrupted, data), log, cache_dir)
+  wait_for_step(run, interrupted, 2, log)
+  run.send_signal(signal.SIGTERM)
+  code, text = finish(run, log)
+  assert code == 0, text[-3000:]
+  preempted = max(logged_steps(interrupted))
+  assert f'Preempted at step {preempted}; checkpoint saved' in text
+  assert os.path.isdir(os.path.join(interrupted, 'checkpoints', str(preempted)))
+  assert preempted + 4 < TOTAL_STEPS
+
+  # 2. The same command resumes there; kill -9 past the next regular checkpoint.
+  log = tmp_path / 'run2.log'
+  run = start(flags(interrupted, data), log, cache_dir)
+  wait_for_step(run, interrupted, preempted + 4, log)
+  run.send_signal(signal.SIGKILL)
+  code, text = finish(run, log)
+  assert code == -signal.SIGKILL
+  assert f'Resumed from {interrupted}/checkpoints/{preempted}.' in text
+  killed_at = max(logged_steps(interrupted))
+
+  # 3. The same command again: from the newest checkpoint (older than the kill) to the end.
+  log = tmp_path / 'run3.log'
+  code, text = finish(start(flags(interrupted, data), log, cache_dir), log)
+  assert code == 0, text[-3000:]
+  resumed = int(text.split(f'Resumed from {interrupted}/checkpoints/')[1].split('.')[0])
+  assert preempted < resumed < killed_at
+
+  code, text = finish(uninterrupted, tmp_path / 'reference.log')
+  assert code == 0, text[-3000:]
+  for split in ('train', 'eval'):
+    want, got = logged_steps(reference, split), logged_steps(interrupted, split)
+    assert sorted(got) == sorted(want) and len(want) == (TOTAL_STEPS if split == 'train' else 3)
+    for step in want:
+      assert [got[step][k] for k in ('loss', 'top1', 'top5')] == [
+          want[step][k] for k in ('loss', 'top1', 'top5')], (split, step)
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_exits_0(tmp_path,
+                                                                                 cache_dir):
+  workdir = str(tmp_path / 'w')
+  command = [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
+             f'--workdir={workdir}', '--config.data.name=synthetic', '--config.data.image_size=64',
+             '--config.data.batch_size=8', '--config.model.num_classes=8',
+             '--config.model.fc_width=64', '--config.total_steps=1000',
+             '--config.log_every_steps=1', '--config.eval_every_steps=0',
+             f'--coordinator_address=127.0.0.1:{_free_port()}', '--num_processes=2']
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}  # 2 x 4 = 8 devices
+  logs = [tmp_path / f'process{i}.log' for i in range(2)]
+  runs = [start(command + [f'--process_id={i}'], logs[i], cache_dir, env) for i in range(2)]
+  try:
+    wait_for_step(runs[0], workdir, 2, logs[0])
+    runs[1].send_signal(signal.SIGTERM)  # one host is preempted
+    results = [finish(run, log) for run, log in zip(runs, logs)]
+  finally:
+    for run in runs:
+      if run.poll() is None:
+        run.kill()
+  steps = [int(text.split('Preempted at step ')[1].split(';')[0]) for _, text in results]
+  assert [code for code, _ in results] == [0, 0], results[0][1][-3000:]
+  assert steps[0] == steps[1] < 1000
+  assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(steps[0])]

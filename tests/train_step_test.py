@@ -1,0 +1,156 @@
+"""Train and eval steps: the same numbers on every mesh, class-split loss and top-k, overfitting."""
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from alexnet_jax import parallel
+from alexnet_jax import train_step as step_lib
+from alexnet_jax.model import AlexNet
+
+NUM_CLASSES, BATCH, SIZE = 16, 16, 64
+
+
+def _mesh(data, model):
+  return parallel.make_mesh(ml_collections.ConfigDict(dict(data=data, model=model)),
+                            jax.devices()[:data * model])
+
+
+def _batch(seed=0, n=BATCH):
+  """Images = a coarse per-class pattern + noise, so that the labels can be learnt."""
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, NUM_CLASSES, n)
+  patterns = np.random.default_rng(123).normal(size=(NUM_CLASSES, 8, 8, 3))
+  images = patterns[labels].repeat(SIZE // 8, 1).repeat(SIZE // 8, 2)
+  images = images + 0.5 * rng.normal(size=(n, SIZE, SIZE, 3))
+  return {'image': images.astype(np.float32), 'label': labels.astype(np.int32)}
+
+
+def _paper_sgd(lr=0.01):
+  return optax.chain(optax.add_decayed_weights(5e-4), optax.scale_by_learning_rate(lr),
+                     optax.trace(0.9))
+
+
+def _run(mesh_shape, steps, model, seed=0):
+  mesh = _mesh(*mesh_shape)
+  tx = _paper_sgd()
+  state, specs = step_lib.create_train_state(model, tx, mesh, image_size=SIZE, seed=seed)
+  train = step_lib.make_train_step(model, tx, mesh, specs, seed=seed)
+  losses = []
+  for i in range(steps):
+    state, metrics = train(state, parallel.global_batch(mesh, _batch(i)))
+    losses.append(float(metrics['loss']))
+  return np.array(losses), jax.device_get(state.params)
+
+
+@pytest.fixture(scope='module')
+def one_device_run():
+  return _run((1, 1), 5, AlexNet(num_classes=NUM_CLASSES, fc_width=128))
+
+
+@pytest.mark.parametrize('mesh_shape', [(8, 1), (4, 2), (2, 4), (1, 8)])
+def test_sharded_steps_match_one_device_with_dropout(mesh_shape, one_device_run):
+  losses, params = _run(mesh_shape, 5, AlexNet(num_classes=NUM_CLASSES, fc_width=128))
+  ref_losses, ref_params = one_device_run
+  # float32 sums in another order (8 partial batch sums, split matmuls): a few ulps per step.
+  np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+  for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(params),
+                               jax.tree.leaves(ref_params)):
+    scale = np.abs(want).max()
+    assert np.abs(got - want).max() <= 1e-5 * scale, jax.tree_util.keystr(path)
+
+
+def test_gradient_is_the_one_device_gradient_not_a_multiple():
+  """DESIGN.md's trap: one step of plain SGD moves the parameters as one device would."""
+  model = AlexNet(num_classes=NUM_CLASSES, fc_width=64, dropout_rate=0.0)
+  deltas = []
+  for shape in [(1, 1), (8, 1)]:
+    mesh = _mesh(*shape)
+    tx = optax.sgd(1.0)
+    state, specs = step_lib.create_train_state(model, tx, mesh, image_size=SIZE, seed=0)
+    before = jax.device_get(state.params)
+    state, _ = step_lib.make_train_step(model, tx, mesh, specs, seed=0)(
+        state, parallel.global_batch(mesh, _batch()))
+    deltas.append(jax.tree.map(lambda a, b: a - b, jax.device_get(state.params), before))
+  ratio = np.abs(deltas[1]['fc8']['kernel']).sum() / np.abs(deltas[0]['fc8']['kernel']).sum()
+  assert abs(ratio - 1.0) < 1e-4
+
+
+def _split_call(fn, mesh, *args):
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(None, 'model'), P()), out_specs=P(),
+                               check_vma=False))(*args)
+
+
+@pytest.mark.parametrize('smoothing', [0.0, 0.1])
+def test_class_split_cross_entropy_matches_optax(smoothing):
+  logits = jax.random.normal(jax.random.key(0), (6, 16)) * 3
+  labels = jnp.array([0, 3, 7, 8, 15, 4])
+  mesh = _mesh(1, 8)
+
+  def split_loss(logits_BK, labels_B):
+    logp = step_lib.log_softmax(logits_BK, 'model')
+    return step_lib.cross_entropy(logp, labels_B, num_classes=16, label_smoothing=smoothing,
+                                  axis_name='model')
+  got = _split_call(split_loss, mesh, logits, labels)
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, 16), smoothing)
+  np.testing.assert_allclose(got, optax.softmax_cross_entropy(logits, targets), rtol=1e-5)
+
+
+def test_class_split_topk_matches_full_topk():
+  logits = jax.random.normal(jax.random.key(1), (64, 16))
+  labels = jax.random.randint(jax.random.key(2), (64,), 0, 16)
+  got1, got5 = _split_call(lambda l, y: step_lib.topk_correct(l, y, axis_name='model'),
+                           _mesh(2, 4), logits, labels)
+  top5 = jnp.argsort(-logits, axis=1)[:, :5]
+  np.testing.assert_array_equal(got1, top5[:, 0] == labels)
+  np.testing.assert_array_equal(got5, jnp.any(top5 == labels[:, None], axis=1))
+  assert 0 < got5.sum() < 64 and got1.sum() < got5.sum()
+
+
+@pytest.mark.parametrize('mesh_shape', [(1, 1), (4, 2)])
+def test_eval_counts_real_examples_only_and_averages_crops(mesh_shape):
+  model = AlexNet(num_classes=NUM_CLASSES, fc_width=64)
+  mesh = _mesh(*mesh_shape)
+  state, specs = step_lib.create_train_state(model, _paper_sgd(), mesh, image_size=SIZE, seed=0)
+  evaluate = step_lib.make_eval_step(model, mesh, specs)
+  batch = _batch()
+  mask = np.arange(BATCH) < 11
+  sums = evaluate(state.params, parallel.global_batch(mesh, dict(batch, mask=mask)))
+  assert int(sums['count']) == 11
+  logits = model.apply({'params': jax.device_get(state.params)}, batch['image'][:11])
+  want = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'][:11]).sum()
+  np.testing.assert_allclose(float(sums['loss']), float(want), rtol=1e-4)
+  # Ten identical crops average to the one-crop numbers.
+  crops = dict(batch, image=np.repeat(batch['image'][:, None], 10, axis=1), mask=mask)
+  sums10 = evaluate(state.params, parallel.global_batch(mesh, crops))
+  for k in sums:
+    np.testing.assert_allclose(float(sums10[k]), float(sums[k]), rtol=1e-4)
+
+
+def test_uint8_images_are_standardised_on_device():
+  images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.uint8)
+  lighting = np.array([[0.1, 0.0, -0.1], [0.0, 0.0, 0.0]], np.float32)
+  from alexnet_jax import model as model_lib
+  got = model_lib.standardize(jnp.asarray(images), jnp.asarray(lighting))
+  mean, std = np.array(model_lib.IMAGENET_MEAN_RGB), np.array(model_lib.IMAGENET_STD_RGB)
+  want = (images / 255.0 + lighting[:, None, None, :] - mean) / std
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('variant', ['paper', 'torchvision'])
+def test_one_small_batch_is_overfitted(variant):
+  # Adam and no dropout: memorising 8 examples tests the step, not the paper's slow SGD start.
+  model = AlexNet(variant=variant, num_classes=NUM_CLASSES, fc_width=256, dropout_rate=0.0)
+  mesh = _mesh(2, 2)
+  tx = optax.adam(3e-4)
+  state, specs = step_lib.create_train_state(model, tx, mesh, image_size=SIZE, seed=0)
+  train = step_lib.make_train_step(model, tx, mesh, specs, seed=0)
+  batch = parallel.global_batch(mesh, _batch(n=8))
+  losses = []
+  for _ in range(80):
+    state, metrics = train(state, batch)
+    losses.append(float(metrics['loss']))
+  assert np.mean(losses[-5:]) < 0.1 * losses[0], losses[::10]
