@@ -19,7 +19,6 @@ from jax.experimental import multihost_utils
 STATE, META = 'state', 'meta'  # the items of a step folder
 CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
 CLASSIFIER = 'fc8'  # the one layer init_from re-initialises (when num_classes differs)
-_FIELDS = ('step', 'params', 'opt_state')
 
 
 class CheckpointError(ValueError):
@@ -28,12 +27,9 @@ class CheckpointError(ValueError):
 
 def _leaf_sum(x):
   """Sum of the bits of x mod 2**32: integer adds are associative, so any mesh gives the same."""
-  if x.dtype == jnp.bool_:
-    bits = x.astype(jnp.uint32)
-  else:
-    unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
-    bits = jax.lax.bitcast_convert_type(x, unsigned).astype(jnp.uint32)
-  return jnp.sum(bits, dtype=jnp.uint32)
+  unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
+  bits = x.astype(jnp.uint8) if x.dtype == jnp.bool_ else jax.lax.bitcast_convert_type(x, unsigned)
+  return jnp.sum(bits.astype(jnp.uint32), dtype=jnp.uint32)
 
 
 @jax.jit
@@ -55,7 +51,8 @@ def _host(x):
 
 def checksums(state) -> dict:
   """{'step', 'params', 'opt_state'} -> exact uint32 checksum of each (the same on any mesh)."""
-  return {k: int(_host(v)) for k, v in _checksums({f: getattr(state, f) for f in _FIELDS}).items()}
+  fields = {'step': state.step, 'params': state.params, 'opt_state': state.opt_state}
+  return {k: int(_host(v)) for k, v in _checksums(fields).items()}
 
 
 def all_finite(tree) -> bool:
@@ -84,8 +81,7 @@ def _shapes(tree) -> dict:
 
 
 def _first_line(error: Exception) -> str:
-  text = str(error).strip()
-  return f'{type(error).__name__}: {text.splitlines()[0][:200] if text else ""}'
+  return f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0][:200]}'
 
 
 def _read(manager, step: int, state_args=None):
@@ -95,9 +91,11 @@ def _read(manager, step: int, state_args=None):
   return manager.restore(step, args=ocp.args.Composite(**args))
 
 
-def _sync(name: str) -> None:
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
+def _everywhere(ok: bool) -> bool:
+  """True if ok on every process: they all take the same decision."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
 
 
 class Checkpoints:
@@ -127,6 +125,8 @@ class Checkpoints:
       except Exception as e:  # pylint: disable=broad-except  # any damage: take the step before
         logging.warning('Checkpoint %s/%d is corrupt or truncated (%s); trying the one before.',
                         self._dir, step, _first_line(e))
+        restored = None
+      if not _everywhere(restored is not None):
         corrupt.append(step)
         continue
       self._move(corrupt, CORRUPT_DIR)
@@ -144,25 +144,21 @@ class Checkpoints:
                             state)
     restored = _read(self._manager, step, ocp.args.PyTreeRestore(
         abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)))[STATE]
-    if checksums(restored) != meta['checksums'] or int(_host(restored.step)) != step:
-      raise OSError(f'checksums {checksums(restored)} differ from the saved {meta["checksums"]}')
+    found = checksums(restored)
+    if found != meta['checksums'] or int(_host(restored.step)) != step:
+      raise OSError(f'checksums {found} differ from the saved {meta["checksums"]}')
     return restored
 
-  def _check_compatible(self, step: int, saved_config: dict, metadata, state) -> None:
-    """Raises CheckpointError if the checkpoint is of another model or optimizer."""
+  def _check_compatible(self, step: int, saved: dict, metadata, state) -> None:
+    """Raises CheckpointError if the checkpoint is of another model (shapes) or optimizer."""
     here = json.loads(self._config.to_json())
-    there_shapes, here_shapes = _shapes(metadata['params']), _shapes(state.params)
-    if (there_shapes == here_shapes and
-        saved_config['optimizer']['name'] == here['optimizer']['name']):
-      return
-    diffs = [f'model.{k}={v!r} there, {here["model"].get(k)!r} here'
-             for k, v in sorted(saved_config['model'].items()) if here['model'].get(k) != v]
-    if saved_config['optimizer']['name'] != here['optimizer']['name']:
-      diffs.append(f'optimizer.name={saved_config["optimizer"]["name"]!r} there, '
-                   f'{here["optimizer"]["name"]!r} here')
-    diffs = diffs or [f'parameter {k} is {there_shapes.get(k)} there, {here_shapes.get(k)} here'
-                      for k in sorted(set(there_shapes) | set(here_shapes))
-                      if there_shapes.get(k) != here_shapes.get(k)][:1]
+    keys = [('model', k) for k in sorted(saved['model'])] + [('optimizer', 'name')]
+    diffs = [f'{a}.{k}={saved[a][k]!r} there, {here[a].get(k)!r} here' for a, k in keys
+             if saved[a][k] != here[a].get(k)]
+    shapes = _shapes(metadata['params']), _shapes(state.params)
+    if shapes[0] == shapes[1] and not any(d.startswith('optimizer.') for d in diffs):
+      return  # other shape-neutral keys (lrn, dropout, ...) may change on resume
+    diffs = diffs or ['the parameter shapes differ']
     raise CheckpointError(
         f'workdir {self._workdir} holds a checkpoint (step {step}) of another model: '
         f'{"; ".join(diffs)}. Resume it with its own config ({self._workdir}/config.json) or '
@@ -186,21 +182,20 @@ class Checkpoints:
           target += '_'
         os.replace(os.path.join(self._dir, str(step)), target)
         logging.warning('Moved checkpoint %s/%d to %s.', self._dir, step, target)
-    _sync(f'alexnet_jax_move_{folder}')
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'alexnet_jax_move_{folder}')
     self._manager.reload()
 
   def save(self, step: int, state, top1=None) -> None:
     """Starts an asynchronous save; the state may be donated once this returns."""
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
+    top1 = None if top1 is None else float(top1)
     meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
             'checksums': checksums(state), 'config': json.loads(self._config.to_json())}
     self._manager.save(step, args=ocp.args.Composite(**{
         STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
-        metrics={} if top1 is None else {'top1': float(top1)}, force=True)
-
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
+        metrics={} if top1 is None else {'top1': top1}, force=True)
 
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""
@@ -212,12 +207,12 @@ class Checkpoints:
 def _steps_of(path: str):
   """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
   path = os.path.abspath(path)
-  name = os.path.basename(path)
-  if name.isdigit() and os.path.isdir(os.path.join(path, STATE)):
-    return os.path.dirname(path), [int(name)]
-  folder = os.path.join(path, 'checkpoints') if os.path.isdir(os.path.join(path, 'checkpoints')) else path
-  steps = sorted((int(n) for n in (os.listdir(folder) if os.path.isdir(folder) else [])
-                  if n.isdigit()), reverse=True)
+  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, STATE)):
+    return os.path.dirname(path), [int(os.path.basename(path))]
+  folder = os.path.join(path, 'checkpoints')
+  folder = folder if os.path.isdir(folder) else path
+  names = os.listdir(folder) if os.path.isdir(folder) else []
+  steps = sorted((int(n) for n in names if n.isdigit()), reverse=True)
   if not steps:
     raise CheckpointError(f'init_from={path} holds no checkpoint: give a workdir or a checkpoint '
                           'step folder (WORKDIR/checkpoints/<step>).')

@@ -100,6 +100,38 @@ def per_example_dropout(x_BF, rate, key, example_ids_B, column_offset=0, total_c
   return jnp.where(keep_BF, x_BF / (1.0 - rate), 0.0).astype(x_BF.dtype)
 
 
+class Conv(nn.Module):
+  """2D convolution with nn.Conv's parameters; groups run as separate convolutions.
+
+  The kernel is [k, k, C_in / groups, F] as for feature_group_count, but XLA:CPU runs a grouped
+  convolution about 8x slower than the same groups as separate convolutions (measured on
+  conv2's shapes), so each group is its own convolution and the outputs are concatenated.
+  """
+  features: int
+  kernel: int
+  stride: int
+  padding: int
+  groups: int = 1
+  kernel_init: nn.initializers.Initializer = nn.initializers.normal(0.01)
+  bias_init: nn.initializers.Initializer = nn.initializers.zeros
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BHWC):
+    in_per_group, out_per_group = x_BHWC.shape[-1] // self.groups, self.features // self.groups
+    kernel = self.param('kernel', self.kernel_init,
+                        (self.kernel, self.kernel, in_per_group, self.features))
+    bias = self.param('bias', self.bias_init, (self.features,))
+    x_BHWC, kernel = x_BHWC.astype(self.dtype), kernel.astype(self.dtype)
+    outputs = [jax.lax.conv_general_dilated(
+        x_BHWC[..., g * in_per_group:(g + 1) * in_per_group],
+        kernel[..., g * out_per_group:(g + 1) * out_per_group], (self.stride, self.stride),
+        [(self.padding, self.padding)] * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+               for g in range(self.groups)]
+    y_BHWC = outputs[0] if self.groups == 1 else jnp.concatenate(outputs, axis=-1)
+    return y_BHWC + bias.astype(self.dtype)
+
+
 class SplitDense(nn.Module):
   """Dense layer whose kernel may be split over a mesh axis: by output columns or input rows.
 
@@ -177,9 +209,8 @@ class AlexNet(nn.Module):
     for i, (features, kernel, strides, pad, bias, grouped, lrn, pool) in enumerate(layers):
       groups = self.option('groups') if grouped else 1
       kernel_init, bias_init = self._conv_init(bias, kernel * kernel * in_channels // groups)
-      x = nn.Conv(features, (kernel, kernel), strides, pad, feature_group_count=groups,
-                  kernel_init=kernel_init, bias_init=bias_init, dtype=self.dtype,
-                  name=f'conv{i + 1}')(x)
+      x = Conv(features, kernel, strides, pad, groups, kernel_init, bias_init, self.dtype,
+               name=f'conv{i + 1}')(x)
       x = act(x)
       if lrn and self.option('lrn'):
         x = local_response_norm(x)

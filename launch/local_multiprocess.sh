@@ -7,7 +7,8 @@
 # --num_processes=NPROC --process_id=i`; collectives go over gloo (jax's CPU default). The script
 # waits for all of them and exits with the first failing status, after stopping the others.
 # Environment: PYTHON (default python), PORT (default: a free one), LOG_DIR (if set, process i
-# writes LOG_DIR/process_i.log instead of the terminal).
+# writes LOG_DIR/process_i.log instead of the terminal), KILL_AFTER (seconds between the TERM and
+# the KILL sent to the others after a failure; default 10).
 set -u
 
 if [[ $# -lt 2 ]]; then
@@ -20,6 +21,7 @@ port=${PORT:-$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.
 export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 
 pids=()
+declare -A index  # pid -> process id
 stop_all() {  # TERM first; KILL after KILL_AFTER seconds whoever still hangs in a collective
   kill "${pids[@]}" 2>/dev/null
   for ((t = 0; t < ${KILL_AFTER:-10}; t++)); do
@@ -39,21 +41,24 @@ for ((i = 0; i < nproc; i++)); do
       --coordinator_address="127.0.0.1:$port" --num_processes="$nproc" --process_id="$i"
   ) &
   pids+=($!)
+  index[$!]=$i
 done
 
 status=0
 running=("${pids[@]}")
 while ((${#running[@]})); do
-  wait -n -p finished "${running[@]}"
+  wait -n -p finished "${running[@]}" 2>/dev/null  # quiet: bash would print the killed job's source
   code=$?
+  [[ -n ${finished:-} ]] || break  # nothing left to wait for
   rest=()
   for pid in "${running[@]}"; do [[ $pid == "$finished" ]] || rest+=("$pid"); done
   running=("${rest[@]}")
   if ((code != 0)); then
     status=$code
-    echo "local_multiprocess: process pid $finished exited with status $code; stopping the others." >&2
+    echo "local_multiprocess: process ${index[$finished]} (pid $finished) exited with status $code;" \
+      "stopping the others." >&2
     stop_all
-    wait
+    wait 2>/dev/null
     break
   fi
 done

@@ -1,7 +1,8 @@
 """Runs (or prints) one training command per point of a sweep, each in its own workdir.
 
   python launch/sweep.py --config=configs/default.py --sweep=configs/sweeps/ablations.py \
-      --workdir_root=/runs/ablations [--dry_run] [--launch_with='launch/local_multiprocess.sh 2 4'] \
+      --workdir_root=/runs/ablations [--dry_run] \
+      [--launch_with='launch/local_multiprocess.sh 2 4'] \
       [--config.KEY=VALUE ...] [-- other flags added to every run]
 
 A sweep file's get_sweep() returns a list of {'config.KEY': value} dicts. Every point is checked
@@ -67,7 +68,8 @@ def point_name(point: dict) -> str:
 def commands(config_path: str, sweep: list[dict], workdir_root: str, extra: list[str],
              launch_with: str = '') -> list[list[str]]:
   base = shlex.split(launch_with) or [sys.executable, '-m', 'alexnet_jax.main']
-  return [base + [f'--config={config_path}', f'--workdir={os.path.join(workdir_root, point_name(p))}']
+  return [base + [f'--config={config_path}',
+                  f'--workdir={os.path.join(workdir_root, point_name(p))}']
           + extra + [f'--{k}={v}' for k, v in p.items()] for p in sweep]  # the point wins
 
 
@@ -85,7 +87,8 @@ def main(argv):
   overrides = [f'--config.{k}={v}' for k, v in
                config_flags.get_override_values(FLAGS['config']).items()]  # shared by every point
   runs = commands(config_path, sweep, FLAGS.workdir_root, overrides + argv[1:], FLAGS.launch_with)
-  env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')])))
+  path = os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))
+  env = dict(os.environ, PYTHONPATH=path)
   failed = []
   for command in runs:
     print(shlex.join(command), flush=True)

@@ -1,12 +1,24 @@
-"""The input benchmark runs end to end on a few small JPEGs."""
-import ml_collections
+"""The input benchmark runs end to end on a few small JPEGs; both contenders ship the same contract."""
+import numpy as np
 
 from alexnet_jax.tools import bench_input
 
 
-def test_benchmark_measures_both_pipelines():
+def test_benchmark_measures_every_contender_in_one_run():
   jpegs = bench_input.make_jpegs(4)
-  config = ml_collections.ConfigDict(dict(batch_size=4, image_size=32, crop='paper', flip=True,
-                                          pca_lighting_std=0.1))
-  assert bench_input.bench_tf(jpegs, config, threads=1, seconds=0.2) > 0
-  assert bench_input.bench_pil(jpegs, 4, 32, seconds=0.2) > 0
+  figures = bench_input.run(jpegs, batch_size=4, size=32, rounds=1, seconds=0.2)
+  assert set(figures) == {'pipeline', 'pil', 'decode_crop', 'decode_full'}
+  assert all(f['per_core'] > 0 and f['wall'] > 0 for f in figures.values())
+  assert 'x the PIL loop' in bench_input.report(figures)
+
+
+def test_jpegs_are_imagenet_sized():
+  sizes = [len(j) for j in bench_input.make_jpegs(8)]
+  assert 80e3 < np.mean(sizes) < 140e3
+
+
+def test_pil_loop_yields_what_the_pipeline_yields():
+  jpegs = bench_input.make_jpegs(2)
+  pil = next(bench_input.pil_batches(jpegs, 2, 32))
+  assert pil['image'].shape == (2, 32, 32, 3) and pil['image'].dtype == np.uint8
+  assert pil['lighting'].shape == (2, 3) and pil['lighting'].dtype == np.float32

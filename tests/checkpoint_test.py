@@ -37,15 +37,21 @@ def tiny_config(**overrides):
   return config
 
 
-def fresh_state(config, devices=None):
-  """(state, specs, mesh, tx, model) as train_and_evaluate builds them, on the given devices."""
+def parts(config, devices=None):
+  """(mesh, tx, model) as train_and_evaluate builds them, on the given devices."""
   mesh = parallel.make_mesh(config.mesh, devices=devices)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=4, total_steps=config.total_steps)
-  tx = optim.make_optimizer(config.optimizer, schedule)
-  model = model_lib.AlexNet(**config.model)
-  state, specs = step_lib.create_train_state(model, tx, mesh, image_size=config.data.image_size,
-                                             seed=config.seed)
-  return state, specs, mesh, tx, model
+  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.AlexNet(**config.model)
+
+
+def abstract_state(config, devices=None):
+  """The TrainState's shapes, dtypes and shardings on the mesh, with nothing computed or compiled."""
+  mesh, tx, model = parts(config, devices)
+  shapes = jax.eval_shape(lambda: step_lib.create_train_state(
+      model, tx, mesh, image_size=config.data.image_size, seed=config.seed)[0])
+  shardings = parallel.to_shardings(mesh, step_lib.state_specs(shapes, tx))
+  return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+                      shapes, shardings)
 
 
 def train_metrics(workdir):
@@ -84,7 +90,7 @@ def run_copy(run, tmp_path):
 
 def test_keeps_the_last_n_and_the_best_by_top1(run, tmp_path):
   config = tiny_config(**{'checkpoint.keep': 2})
-  state = checkpoint.Checkpoints(run[1], config).restore_latest(fresh_state(config)[0])
+  state = checkpoint.Checkpoints(run[1], config).restore_latest(abstract_state(config))
   ckpts = checkpoint.Checkpoints(str(tmp_path), config)
   for step, top1 in [(1, None), (2, 0.9), (3, None), (4, 0.2), (5, None)]:
     ckpts.save(step, state.replace(step=jnp.full_like(state.step, step)), top1)
@@ -127,7 +133,7 @@ def test_corrupt_latest_is_reported_and_the_newest_good_one_used(run_copy, damag
   DAMAGE[damage](step_dir)
   ckpts = checkpoint.Checkpoints(workdir, config)
   with caplog.at_level(logging.WARNING):
-    state = ckpts.restore_latest(fresh_state(config)[0])
+    state = ckpts.restore_latest(abstract_state(config))
   assert int(state.step) == 2
   assert any(f'checkpoints/3 is corrupt' in r.getMessage() for r in caplog.records)
   assert os.path.isdir(os.path.join(workdir, checkpoint.CORRUPT_DIR, '3'))  # kept, moved aside
@@ -140,7 +146,7 @@ def test_half_written_step_is_never_the_latest(run_copy):
   folder = os.path.join(workdir, 'checkpoints')
   shutil.copytree(os.path.join(folder, '3'), os.path.join(folder, '4.orbax-checkpoint-tmp'))
   shutil.copytree(os.path.join(folder, '3'), os.path.join(folder, '5.orbax-checkpoint-tmp-1234'))
-  state = checkpoint.Checkpoints(workdir, config).restore_latest(fresh_state(config)[0])
+  state = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config))
   assert int(state.step) == 3
 
 
@@ -149,13 +155,23 @@ def test_half_written_step_is_never_the_latest(run_copy):
     ('model.variant', 'torchvision', "model.variant='paper' there, 'torchvision' here"),
     ('model.fc_width', 128, 'model.fc_width=64 there, 128 here'),
 ])
-def test_incompatible_workdir_stops_with_one_line_and_changes_nothing(run_copy, key, value, message):
+def test_incompatible_checkpoint_is_refused_in_one_line_naming_the_key(run_copy, key, value,
+                                                                       message):
   config, workdir = run_copy
   before = snapshot(workdir)
+  new = tiny_config(**{key: value})
   with pytest.raises(checkpoint.CheckpointError) as error:  # main.py prints it as `error: ...`
-    train.train_and_evaluate(tiny_config(**{key: value}), workdir)
+    checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new))
   assert isinstance(error.value, ValueError)
   assert message in str(error.value) and '\n' not in str(error.value)
+  assert snapshot(workdir) == before
+
+
+def test_incompatible_workdir_stops_the_run_and_changes_nothing(run_copy):
+  config, workdir = run_copy
+  before = snapshot(workdir)
+  with pytest.raises(checkpoint.CheckpointError, match='model.num_classes=8 there, 16 here'):
+    train.train_and_evaluate(tiny_config(**{'model.num_classes': 16}), workdir)
   assert snapshot(workdir) == before
 
 
@@ -165,8 +181,10 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
   config, workdir = run_copy
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '3'))  # resume at 2; the run logged step 3
   new = tiny_config(**{'mesh.data': shape[0], 'mesh.model': shape[1]})
-  state, specs, mesh, tx, model = fresh_state(new, devices=jax.devices()[:shape[0] * shape[1]])
-  state = checkpoint.Checkpoints(workdir, new).restore_latest(state)
+  devices = jax.devices()[:shape[0] * shape[1]]
+  state = checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new, devices))
+  mesh, tx, model = parts(new, devices)
+  specs = step_lib.state_specs(state, tx)
   assert int(state.step) == 2
   assert state.params['fc8']['kernel'].sharding.mesh.shape == dict(data=shape[0], model=shape[1])
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=new.seed)
@@ -179,21 +197,30 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
 
 def test_init_from_loads_the_trunk_and_reinitialises_a_resized_classifier(run, caplog):
   config, workdir = run
-  saved = checkpoint.Checkpoints(workdir, config).restore_latest(fresh_state(config)[0]).params
+  saved = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config)).params
   new = tiny_config(**{'model.num_classes': 4, 'mesh.model': 2})  # another mesh too
-  fresh = fresh_state(new)[0]
+  fresh = abstract_state(new)  # stands for the fresh initialisation
   with caplog.at_level(logging.INFO):
     state = checkpoint.init_from(workdir, fresh)
   assert 'loaded conv1, conv2, conv3, conv4, conv5, fc6, fc7; re-initialised fc8' in caplog.text
   for layer in ('conv1', 'fc6', 'fc7'):
     np.testing.assert_array_equal(state.params[layer]['kernel'], saved[layer]['kernel'])
-  np.testing.assert_array_equal(state.params['fc8']['kernel'], fresh.params['fc8']['kernel'])
-  assert int(state.step) == 0 and state.opt_state is fresh.opt_state
+  assert state.params['fc8'] is fresh.params['fc8']  # left as initialised
+  assert state.step is fresh.step and state.opt_state is fresh.opt_state
   step_dir = os.path.join(workdir, 'checkpoints', '3')  # a step folder, same num_classes: all of it
-  state = checkpoint.init_from(step_dir, fresh_state(config)[0])
+  state = checkpoint.init_from(step_dir, abstract_state(config))
   np.testing.assert_array_equal(state.params['fc8']['kernel'], saved['fc8']['kernel'])
   with pytest.raises(checkpoint.CheckpointError, match='only the classifier'):
-    checkpoint.init_from(workdir, fresh_state(tiny_config(**{'model.fc_width': 32}))[0])
+    checkpoint.init_from(workdir, abstract_state(tiny_config(**{'model.fc_width': 32})))
+
+
+def test_a_new_run_with_init_from_starts_at_step_0_from_the_other_runs_trunk(run, tmp_path,
+                                                                           caplog):
+  config = tiny_config(**{'init_from': run[1], 'model.num_classes': 4, 'total_steps': 1})
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert 'loaded conv1, conv2, conv3, conv4, conv5, fc6, fc7; re-initialised fc8' in caplog.text
+  assert sorted(train_metrics(str(tmp_path))) == [1]  # step and optimizer state start afresh
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_copy):
@@ -204,6 +231,6 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     train.train_and_evaluate(config, workdir)
   bad = error.value.first_bad_step  # the first step whose parameters give a non-finite loss
   assert (f'at step {bad + 1};' in str(error.value) or f'after step {bad};' in str(error.value))
-  state = checkpoint.Checkpoints(workdir, config).restore_latest(fresh_state(config)[0])
+  state = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config))
   assert 3 <= int(state.step) < bad and checkpoint.all_finite(state.params)
   assert np.isfinite(train_metrics(workdir)[int(state.step) + 1]['loss'])  # its loss was finite

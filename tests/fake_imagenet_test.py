@@ -1,4 +1,5 @@
 """The generated ILSVRC2012 archives, read through TFDS's own imagenet2012 builder."""
+import os
 import tarfile
 
 import numpy as np
@@ -13,14 +14,20 @@ K, TRAIN, VAL = 3, 6, 2
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
-  root = tmp_path_factory.mktemp('fake_imagenet')
-  manual_dir, data_dir = str(root / 'manual'), str(root / 'tfds')
-  fake_imagenet.ensure_prepared(manual_dir, data_dir, num_classes=K, train_per_class=TRAIN,
-                                val_per_class=VAL, image_px=40)
+  """Generated and prepared on first use by the pipeline itself, in the default folders."""
+  cache = tmp_path_factory.mktemp('cache')
   config = default.get_config().data
-  config.update(dict(name='imagenet2012', data_dir=data_dir, manual_dir=manual_dir,
-                     image_size=32, batch_size=4))
-  return config
+  config.update(dict(name='imagenet2012', image_size=32, batch_size=4))
+  config.fake_imagenet.update(dict(classes=K, train_per_class=TRAIN, val_per_class=VAL, image_px=40))
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(input_pipeline, 'FAKE_IMAGENET_CACHE', str(cache))
+    info = input_pipeline.get_dataset_info(config, num_classes=1000)
+    resolved = input_pipeline.with_fake_imagenet(config)
+  assert not config.manual_dir and not config.data_dir  # the caller's config is left alone
+  assert resolved.data_dir == str(cache / f'fake_imagenet_{K}c_{TRAIN}t_{VAL}v_40px' / 'tfds')
+  assert info.num_train_examples == K * TRAIN
+  resolved.fake_imagenet.classes = 0  # the folders are explicit from here on
+  return resolved
 
 
 def test_archives_have_the_ilsvrc2012_layout(prepared):
@@ -47,13 +54,16 @@ def test_tfds_builder_reads_the_labels_the_generator_drew(prepared):
 def test_train_and_eval_iterators_over_the_prepared_set(prepared):
   batch = next(input_pipeline.create_train_iterator(prepared, seed=0, num_classes=1000))
   assert batch['image'].shape == (4, 32, 32, 3) and set(batch['label']) <= set(range(K))
+  assert batch['image'].dtype == np.uint8 and batch['lighting'].shape == (4, 3)
   masks = [b['mask'] for b in input_pipeline.create_eval_iterator(prepared, seed=0, num_classes=1000)]
   assert sum(m.sum() for m in masks) == K * VAL
 
 
 def test_ensure_prepared_is_a_no_op_when_done(prepared):
+  stamp = os.path.getmtime(os.path.join(prepared.manual_dir, 'ILSVRC2012_img_train.tar'))
   fake_imagenet.ensure_prepared(prepared.manual_dir, prepared.data_dir, num_classes=K,
                                 train_per_class=TRAIN, val_per_class=VAL, image_px=40)
+  assert os.path.getmtime(os.path.join(prepared.manual_dir, 'ILSVRC2012_img_train.tar')) == stamp
   with pytest.raises(ValueError, match='other parameters'):
     fake_imagenet.ensure_prepared(prepared.manual_dir, prepared.data_dir, num_classes=K + 1)
 

@@ -48,16 +48,24 @@ def test_folder_with_mixed_formats_reads_train_and_val(folder):
   info = input_pipeline.get_dataset_info(folder, num_classes=2)
   assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (2, 9, 7)
   batch = next(input_pipeline.create_train_iterator(folder, seed=0, num_classes=2))
-  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.float32
+  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.uint8
   assert batch['label'].dtype == np.int32 and set(batch['label']) <= {0, 1}
+  assert batch['lighting'].shape == (4, 3) and batch['lighting'].dtype == np.float32
+  assert len({tuple(row) for row in batch['lighting']}) == 4  # one draw per example
+
+
+def test_lighting_is_zero_when_pca_lighting_is_off(folder):
+  folder.pca_lighting_std = 0.0
+  batch = next(input_pipeline.create_train_iterator(folder, seed=0, num_classes=2))
+  np.testing.assert_array_equal(batch['lighting'], np.zeros((4, 3), np.float32))
 
 
 def test_resumed_train_iterator_equals_uninterrupted(folder):
   full = take(input_pipeline.create_train_iterator(folder, seed=3, num_classes=2), 6)
   resumed = take(input_pipeline.create_train_iterator(folder, seed=3, num_classes=2, start_step=4), 2)
   for a, b in zip(full[4:], resumed):
-    np.testing.assert_array_equal(a['image'], b['image'])
-    np.testing.assert_array_equal(a['label'], b['label'])
+    for key in ('image', 'label', 'lighting'):
+      np.testing.assert_array_equal(a[key], b[key])
 
 
 def test_every_epoch_visits_every_example_once(folder):
@@ -74,7 +82,8 @@ def test_global_batch_does_not_depend_on_process_count(folder, monkeypatch):
   for index in range(2):
     as_processes(monkeypatch, index, 2)
     halves.append(next(input_pipeline.create_train_iterator(folder, seed=1, num_classes=2)))
-  np.testing.assert_array_equal(np.concatenate([h['image'] for h in halves]), whole['image'])
+  for key in ('image', 'label', 'lighting'):
+    np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), whole[key])
 
 
 def eval_examples(config):
@@ -100,7 +109,7 @@ def test_eval_counts_every_example_once_across_two_processes(folder, monkeypatch
 def test_eval_pads_with_masked_rows_and_ten_crops(folder):
   folder.eval_crops = 10
   batches = list(input_pipeline.create_eval_iterator(folder, seed=0, num_classes=2))
-  assert batches[0]['image'].shape == (4, 10, 16, 16, 3)
+  assert batches[0]['image'].shape == (4, 10, 16, 16, 3) and batches[0]['image'].dtype == np.uint8
   np.testing.assert_array_equal(batches[-1]['mask'], [True, True, True, False])
 
 
@@ -143,6 +152,6 @@ def test_unknown_dataset_name(tmp_path):
 def test_synthetic_source_still_works():
   config = data_config(name='synthetic')
   batch = next(input_pipeline.create_train_iterator(config, seed=0, num_classes=5))
-  assert batch['image'].shape == (4, 16, 16, 3)
+  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.float32
   assert sum(b['mask'].sum() for b in input_pipeline.create_eval_iterator(
       config, seed=0, num_classes=5)) == input_pipeline.SYNTHETIC_EVAL_EXAMPLES

@@ -130,3 +130,15 @@ def test_full_size_paper_forward_is_finite():
   variables = model.init(jax.random.key(1), images[:1])
   logits = model.apply(variables, images, train=True, rngs={'dropout': jax.random.key(2)})
   assert logits.shape == (2, 1000) and bool(jnp.all(jnp.isfinite(logits)))
+
+
+def test_grouped_conv_equals_xlas_feature_group_convolution():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 8))
+  conv = model_lib.Conv(features=6, kernel=3, stride=1, padding=1, groups=2)
+  variables = conv.init(jax.random.key(1), x)
+  kernel = variables['params']['kernel']
+  assert kernel.shape == (3, 3, 4, 6)
+  want = jax.lax.conv_general_dilated(x, kernel, (1, 1), [(1, 1), (1, 1)],
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+                                      feature_group_count=2)
+  np.testing.assert_allclose(conv.apply(variables, x), want, rtol=1e-5, atol=1e-6)

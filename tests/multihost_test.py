@@ -1,6 +1,7 @@
 """2 processes x 4 CPU devices (launch/local_multiprocess.sh, gloo) give the numbers of 1 x 8.
 
-The three runs start together (one module fixture) to share the 2 cores' idle time: about 90 s.
+The three runs start together (one module fixture): about 2.5 CPU-minutes in all, so 1.5-2 minutes
+on two idle cores.
 """
 import glob
 import json
@@ -89,9 +90,7 @@ def test_only_process_zero_writes_metrics(workdirs):
   records = _metrics(workdir)
   points = [(r['step'], r['split']) for r in records]
   assert points == [(1, 'train'), (2, 'train'), (3, 'train'), (3, 'eval')]  # no duplicates
-  assert len(glob.glob(os.path.join(workdir, 'events.out.tfevents*'))) == 1
-  logs = {i: open(os.path.join(workdir, 'logs', f'process_{i}.log')).read() for i in (0, 1)}
-  assert 'metrics ->' in logs[0] and 'metrics ->' not in logs[1]
+  assert len(glob.glob(os.path.join(workdir, 'events.out.tfevents*'))) == 1  # one writer
   assert os.path.exists(os.path.join(workdir, 'checkpoints', '3', 'commit_success.txt'))
 
 

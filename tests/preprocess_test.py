@@ -1,4 +1,4 @@
-"""Augmentation shapes and ranges, PCA lighting statistics, eval crop geometry."""
+"""Augmentation shapes and dtypes, flips, PCA lighting statistics, DCT-scaled decoding, eval crops."""
 import io
 
 import numpy as np
@@ -21,20 +21,19 @@ def random_image(height, width, seed=0):
   return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def denormalize(image):
-  return np.asarray(image) * np.array(preprocess.STD_RGB) * 255 + np.array(preprocess.MEAN_RGB) * 255
-
-
 @pytest.mark.parametrize('format_', ['JPEG', 'PNG'])
 @pytest.mark.parametrize('crop', ['paper', 'inception'])
-def test_train_image_shape_dtype_and_range(format_, crop):
+def test_train_image_is_uint8_with_a_small_lighting_offset(format_, crop):
   image_bytes = encode(random_image(45, 60), format_)
   for seed in range(4):
-    image = preprocess.train_image(tf.constant(image_bytes), tf.constant([seed, 7], tf.int64),
-                                   size=SIZE, crop=crop)
-    assert image.shape == (SIZE, SIZE, 3) and image.dtype == tf.float32
-    pixels = denormalize(image)  # lighting shifts by a few hundredths of the range at most
-    assert pixels.min() > -30 and pixels.max() < 285
+    image, lighting = preprocess.train_image(tf.constant(image_bytes),
+                                             tf.constant([seed, 7], tf.int64), size=SIZE, crop=crop)
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == tf.uint8
+    assert lighting.shape == (3,) and lighting.dtype == tf.float32
+    assert 0 < np.abs(lighting).max() < 0.2  # alpha std 0.1 times eigenvalues of at most 0.22
+  _, off = preprocess.train_image(tf.constant(image_bytes), tf.constant([0, 7], tf.int64),
+                                  size=SIZE, pca_lighting_std=0.0)
+  np.testing.assert_array_equal(off, np.zeros(3))
 
 
 def test_train_image_is_a_function_of_its_seed():
@@ -42,8 +41,37 @@ def test_train_image_is_a_function_of_its_seed():
   first = preprocess.train_image(image_bytes, tf.constant([1, 2], tf.int64), size=SIZE)
   again = preprocess.train_image(image_bytes, tf.constant([1, 2], tf.int64), size=SIZE)
   other = preprocess.train_image(image_bytes, tf.constant([1, 3], tf.int64), size=SIZE)
-  np.testing.assert_array_equal(first, again)
-  assert not np.array_equal(first, other)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(first[0], other[0]) and not np.array_equal(first[1], other[1])
+
+
+def test_flip_mirrors_about_half_of_the_images():
+  image_bytes = tf.constant(encode(random_image(40, 40), 'PNG'))
+  mirrored = 0
+  for seed in range(40):
+    seed_2 = tf.constant([seed, 0], tf.int64)
+    plain, _ = preprocess.train_image(image_bytes, seed_2, size=SIZE, flip=False)
+    flipped, _ = preprocess.train_image(image_bytes, seed_2, size=SIZE, flip=True)
+    assert np.array_equal(flipped, plain) or np.array_equal(flipped, plain[:, ::-1])
+    mirrored += not np.array_equal(flipped, plain)
+  assert 10 <= mirrored <= 30
+
+
+def smooth_image(height, width):
+  """Gradients and a low-frequency wave: JPEG keeps them, resizers agree on them."""
+  yy, xx = np.mgrid[:height, :width] / max(height, width)
+  return np.stack([255 * xx, 255 * yy, 127 + 100 * np.sin(6 * xx + 4 * yy)], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize('height,width', [(240, 300), (70, 90)])  # DCT scale 1/4 and 1/1
+def test_jpeg_decoded_at_dct_scale_matches_full_decode_and_resize(height, width):
+  pixels = smooth_image(height, width)
+  window = lambda shape_hw: tf.constant([10, 30, height - 20, height - 20])
+  got = preprocess.decode_resized(tf.constant(encode(pixels, 'JPEG')), window, SIZE).numpy()
+  crop = pixels[10:height - 10, 30:30 + height - 20]
+  expected = tf.image.resize(crop, [SIZE, SIZE], antialias=True).numpy()
+  assert np.abs(got - expected).mean() < 3  # JPEG and resampling differences, in 0..255 levels
 
 
 def test_grayscale_jpeg_decodes_to_three_channels():
@@ -56,8 +84,8 @@ def test_grayscale_jpeg_decodes_to_three_channels():
 
 def test_pca_lighting_has_the_imagenet_covariance():
   std = 0.1
-  shifts = np.stack([preprocess.lighting_shift(std, tf.constant([s, 0], tf.int64))
-                     for s in range(3000)])
+  shift = tf.function(lambda seed: preprocess.lighting_shift(std, seed))
+  shifts = np.stack([shift(tf.constant([s, 0], tf.int64)) for s in range(3000)])
   eigvec, eigval = np.array(preprocess.EIGVEC), np.array(preprocess.EIGVAL)
   expected = eigvec @ np.diag((std * eigval) ** 2) @ eigvec.T
   np.testing.assert_allclose(shifts.mean(0), 0, atol=3 * np.sqrt(expected.diagonal().max() / 3000))
@@ -79,19 +107,17 @@ def coordinate_image(side):
 
 def test_ten_crop_takes_corners_centre_and_mirrors():
   full = preprocess.resize_side(SIZE)  # the image is already at the resized size: no resampling
-  crops = denormalize(preprocess.ten_crop(tf.constant(encode(coordinate_image(full), 'PNG')),
-                                          size=SIZE))
-  assert crops.shape == (10, SIZE, SIZE, 3)
+  crops = preprocess.ten_crop(tf.constant(encode(coordinate_image(full), 'PNG')), size=SIZE).numpy()
+  assert crops.shape == (10, SIZE, SIZE, 3) and crops.dtype == np.uint8
   far, mid = full - SIZE, (full - SIZE) // 2
   for crop, (y, x) in zip(crops[:5], [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]):
-    np.testing.assert_allclose(crop[0, 0, :2], [x, y], atol=0.01)
-    np.testing.assert_allclose(crop[-1, -1, :2], [x + SIZE - 1, y + SIZE - 1], atol=0.01)
-  np.testing.assert_allclose(crops[5:], crops[:5, :, ::-1], atol=1e-4)
+    np.testing.assert_array_equal(crop[0, 0, :2], [x, y])
+    np.testing.assert_array_equal(crop[-1, -1, :2], [x + SIZE - 1, y + SIZE - 1])
+  np.testing.assert_array_equal(crops[5:], crops[:5, :, ::-1])
 
 
 def test_centre_crop_is_centred():
   full = preprocess.resize_side(SIZE)
-  image = denormalize(preprocess.eval_image(tf.constant(encode(coordinate_image(full), 'PNG')),
-                                            size=SIZE))
+  image = preprocess.eval_image(tf.constant(encode(coordinate_image(full), 'PNG')), size=SIZE)
   mid = (full - SIZE) // 2
-  np.testing.assert_allclose(image[0, 0, :2], [mid, mid], atol=0.01)
+  np.testing.assert_array_equal(image[0, 0, :2], [mid, mid])

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from alexnet_jax import input_pipeline
-from tests import checkpoint_test
+from configs import default
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL_STEPS = 12
@@ -35,7 +35,8 @@ def write_folder(root, classes=4, per_class=10, seed=0):
 
 def flags(workdir, data_root, **overrides):
   """A tiny run on a shuffled folder dataset (36 train images, 4 steps an epoch), dropout on."""
-  values = {'data.name': f'folder:{data_root}', 'data.data_dir': os.path.join(data_root, 'tfds'),
+  tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
+  values = {'data.name': f'folder:{data_root}', 'data.data_dir': tfds_dir,
             'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
             'data.image_size': 64, 'data.batch_size': 8, 'data.shuffle_buffer': 64,
             'model.num_classes': 4, 'model.fc_width': 64, 'total_steps': TOTAL_STEPS,
@@ -60,13 +61,19 @@ def logged_steps(workdir, split='train'):
     return {r['step']: r for r in map(json.loads, f) if r['split'] == split}
 
 
-def wait_for_step(process, workdir, step, log_path, timeout=300):
+def wait_until(process, done, what, log_path, timeout=300):
   deadline = time.time() + timeout
-  while max(logged_steps(workdir), default=0) < step:
+  while not done():
     if process.poll() is not None or time.time() > deadline:
       process.kill()
-      raise AssertionError(f'no step {step} (exit {process.poll()}):\n' + open(log_path).read()[-3000:])
+      with open(log_path) as f:
+        raise AssertionError(f'no {what} (exit {process.poll()}):\n{f.read()[-3000:]}')
     time.sleep(0.05)
+
+
+def wait_for_step(process, workdir, step, log_path):
+  wait_until(process, lambda: max(logged_steps(workdir), default=0) >= step, f'step {step}',
+             log_path)
 
 
 def finish(process, log_path, timeout=300):
@@ -90,9 +97,10 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
   write_folder(data)
   reference, interrupted = str(tmp_path / 'reference'), str(tmp_path / 'interrupted')
   # Check the folder for corrupt images once, here, not in two runs at the same time.
-  input_pipeline.get_dataset_info(checkpoint_test.tiny_config(**{
-      'data.name': f'folder:{data}', 'data.data_dir': os.path.join(data, 'tfds'),
-      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]'}).data, num_classes=4)
+  data_config = default.get_config().data
+  data_config.update({'name': f'folder:{data}', 'data_dir': str(tmp_path / 'tfds'),
+                      'train_split': 'train[:90%]', 'eval_split': 'train[90%:]'})
+  input_pipeline.get_dataset_info(data_config, num_classes=4)
   uninterrupted = start(flags(reference, data), tmp_path / 'reference.log', cache_dir)
 
   # 1. SIGTERM: saves at the step it is at and exits with status 0.
@@ -105,12 +113,15 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
   preempted = max(logged_steps(interrupted))
   assert f'Preempted at step {preempted}; checkpoint saved' in text
   assert os.path.isdir(os.path.join(interrupted, 'checkpoints', str(preempted)))
-  assert preempted + 4 < TOTAL_STEPS
+  assert preempted + 5 < TOTAL_STEPS
 
-  # 2. The same command resumes there; kill -9 past the next regular checkpoint.
+  # 2. The same command resumes there; kill -9 a step after its next checkpoint is complete.
   log = tmp_path / 'run2.log'
   run = start(flags(interrupted, data), log, cache_dir)
-  wait_for_step(run, interrupted, preempted + 4, log)
+  saved = (preempted // 3 + 1) * 3  # checkpoint.every_steps=3
+  wait_until(run, lambda: os.path.isdir(os.path.join(interrupted, 'checkpoints', str(saved))),
+             f'checkpoint {saved}', log)  # under its final name: complete
+  wait_for_step(run, interrupted, saved + 1, log)
   run.send_signal(signal.SIGKILL)
   code, text = finish(run, log)
   assert code == -signal.SIGKILL
@@ -122,7 +133,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
   code, text = finish(start(flags(interrupted, data), log, cache_dir), log)
   assert code == 0, text[-3000:]
   resumed = int(text.split(f'Resumed from {interrupted}/checkpoints/')[1].split('.')[0])
-  assert preempted < resumed < killed_at
+  assert resumed == saved < killed_at  # the steps after it are done again
 
   code, text = finish(uninterrupted, tmp_path / 'reference.log')
   assert code == 0, text[-3000:]

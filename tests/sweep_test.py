@@ -1,4 +1,4 @@
-"""Sweeps: every key of every configs/sweeps file is a config key of the right type; launch/sweep.py."""
+"""Sweeps: every key of every configs/sweeps file is a config key of its type; launch/sweep.py."""
 import glob
 import importlib.util
 import os
@@ -11,7 +11,8 @@ from configs import default
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEPS = sorted(glob.glob(os.path.join(REPO, 'configs', 'sweeps', '*.py')))
-_spec = importlib.util.spec_from_file_location('sweep_runner', os.path.join(REPO, 'launch', 'sweep.py'))
+_spec = importlib.util.spec_from_file_location('sweep_runner',
+                                               os.path.join(REPO, 'launch', 'sweep.py'))
 sweep_runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep_runner)
 

@@ -92,7 +92,7 @@ def jax_worker(batch: int, image_size: int):
   holder = [state]
 
   def run(steps: int):  # dispatch only; one wait at the end
-    state = holder[0]
+    state, metrics = holder[0], None
     for _ in range(steps):
       state, metrics = step(state, data)
     holder[0] = jax.block_until_ready((state, metrics))[0]

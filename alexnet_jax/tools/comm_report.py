@@ -15,9 +15,19 @@ import json
 import os
 import re
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from absl import app
 from absl import flags
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from ml_collections import config_flags
+
+from alexnet_jax import model as model_lib
+from alexnet_jax import optim
+from alexnet_jax import parallel
+from alexnet_jax import train_step
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'A configs/*.py file.', lock_config=True)
@@ -55,7 +65,7 @@ def _group_size(attrs: str, num_devices: int) -> int:
     return int(match.group(2))
   if match := _LIST_GROUPS.search(attrs):
     return len(match.group(1).split(',')) if match.group(1) else num_devices
-  return 2 if _PAIRS.search(attrs) else num_devices
+  return 2 if _PAIRS.search(attrs) else num_devices  # a permute: pairs of devices
 
 
 def _payload(kind: str, result_type: str, is_async_start: bool, group: int) -> int:
@@ -92,9 +102,6 @@ def collectives(hlo_text: str, num_devices: int) -> dict:
 
 def _abstract_state(model, tx, mesh, image_size: int, seed: int):
   """The TrainState as ShapeDtypeStructs with their shardings, and its PartitionSpecs."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import parallel, train_step  # pylint: disable=g-import-not-at-top
 
   def init():
     params = model.init(jax.random.key(seed), jnp.zeros((1, image_size, image_size, 3)))['params']
@@ -102,27 +109,42 @@ def _abstract_state(model, tx, mesh, image_size: int, seed: int):
                                  opt_state=tx.init(params))
   shapes = jax.eval_shape(init)
   specs = train_step.state_specs(shapes, tx)
-  state = jax.tree.map(lambda s, sharding: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+  state = jax.tree.map(lambda s, where: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where),
                        shapes, parallel.to_shardings(mesh, specs))
   return state, specs
 
 
 def _forward_flops(model, params, image_size: int) -> float:
-  import jax  # pylint: disable=g-import-not-at-top
-  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jax.numpy.float32)
+  images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
   params = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params)  # one device
   cost = jax.jit(model.apply).lower({'params': params}, images).compile().cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   return float(cost.get('flops', 0.0))
 
 
+def _batch_shapes(data_config, mesh) -> dict:
+  """What the input pipeline feeds: uint8 images and PCA lighting offsets (float32 if synthetic)."""
+  on_batch = NamedSharding(mesh, P(parallel.BATCH_AXES))
+  batch, size = data_config.batch_size, data_config.image_size
+
+  def shape(dims, dtype):
+    return jax.ShapeDtypeStruct(dims, dtype, sharding=on_batch)
+  if data_config.name == 'synthetic':
+    return {'image': shape((batch, size, size, 3), np.float32), 'label': shape((batch,), np.int32)}
+  return {'image': shape((batch, size, size, 3), np.uint8), 'label': shape((batch,), np.int32),
+          'lighting': shape((batch, 3), np.float32)}
+
+
+def _parameter_split(params) -> tuple[int, int, int]:
+  """(all parameters, classifier parameters, classifier forward FLOPs per image)."""
+  sizes = {jax.tree_util.keystr(path): int(np.prod(leaf.shape))
+           for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
+  fc = {path: n for path, n in sizes.items() if 'fc' in path}
+  return sum(sizes.values()), sum(fc.values()), 2 * sum(n for p, n in fc.items() if 'kernel' in p)
+
+
 def build_report(config) -> dict:
   """Compiles the config's train step on its mesh and measures it."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import model as model_lib, optim, parallel  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import train_step  # pylint: disable=g-import-not-at-top
 
   mesh = parallel.make_mesh(config.mesh)
   batch, size = config.data.batch_size, config.data.image_size
@@ -132,22 +154,15 @@ def build_report(config) -> dict:
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.AlexNet(**config.model)
   state, specs = _abstract_state(model, tx, mesh, size, config.seed)
-  on_batch = NamedSharding(mesh, P(parallel.BATCH_AXES))
-  batch_shapes = {'image': jax.ShapeDtypeStruct((batch, size, size, 3), np.float32, sharding=on_batch),
-                  'label': jax.ShapeDtypeStruct((batch,), np.int32, sharding=on_batch)}
   step = train_step.make_train_step(model, tx, mesh, specs, seed=config.seed)
-  compiled = step.lower(state, batch_shapes).compile()
+  compiled = step.lower(state, _batch_shapes(config.data, mesh)).compile()
   memory = compiled.memory_analysis()
   peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes
           - memory.alias_size_in_bytes + memory.temp_size_in_bytes)
-  sizes = {path: int(np.prod(leaf.shape)) for path, leaf in
-           jax.tree_util.tree_leaves_with_path(state.params)}
-  fc_params = sum(n for path, n in sizes.items() if 'fc' in jax.tree_util.keystr(path))
-  fc_flops = 2 * sum(n for path, n in sizes.items()
-                     if 'fc' in jax.tree_util.keystr(path) and 'kernel' in jax.tree_util.keystr(path))
+  params, fc_params, fc_flops = _parameter_split(state.params)
   return dict(
       mesh=dict(mesh.shape), devices=int(mesh.devices.size), batch_size=batch, image_size=size,
-      variant=config.model.variant, params=sum(sizes.values()), fc_params=fc_params,
+      variant=config.model.variant, params=params, fc_params=fc_params,
       forward_flops_per_image=_forward_flops(model, state.params, size),
       fc_forward_flops_per_image=float(fc_flops),
       collectives=collectives(compiled.as_text(), int(mesh.devices.size)),
@@ -178,7 +193,8 @@ def format_report(report: dict) -> str:
 
 def main(argv):
   del argv
-  # Before jax initialises; only the CPU backend reads it (on accelerators the real devices count).
+  # Read when jax initialises its backend (at the first jax.devices()), not at import; only the
+  # CPU backend uses it: on accelerators the real devices count.
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              f' --xla_force_host_platform_device_count={FLAGS.devices}')
   report = build_report(FLAGS.config)

@@ -14,7 +14,7 @@ def get_sweep():
       {},  # the baseline the others are compared with
       {'config.model.lrn': False},
       {'config.model.overlap_pool': False},
-      {'config.model.groups': 1},  # ungrouped convs (the paper's one-GPU net also halved the kernels)
+      {'config.model.groups': 1},  # ungrouped convs (the paper's 1-GPU net also halved the kernels)
       {'config.model.dropout_rate': 0.0},
       {'config.model.activation': 'tanh'},
       {'config.data.pca_lighting_std': 0.0},
