@@ -23,6 +23,9 @@ flags.DEFINE_integer('num_processes', int(os.environ.get('JAX_NUM_PROCESSES', '1
                      'Number of processes (hosts) in the run.')
 flags.DEFINE_integer('process_id', int(os.environ.get('JAX_PROCESS_ID', '0')),
                      'Index of this process, 0..num_processes-1.')
+flags.DEFINE_bool('distributed', False,
+                  'Call jax.distributed.initialize() with the cluster read from the environment '
+                  '(TPU pod slices, GKE); SLURM jobs of several tasks are detected without it.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -53,9 +56,8 @@ def _initialize_distributed() -> None:
   import jax  # pylint: disable=g-import-not-at-top
   if FLAGS.num_processes > 1:
     jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 or ',' in os.environ.get(
-      'TPU_WORKER_HOSTNAMES', ''):
-    jax.distributed.initialize()  # SLURM and TPU pods: JAX reads the cluster from the environment
+  elif FLAGS.distributed or int(os.environ.get('SLURM_NTASKS', '1')) > 1:
+    jax.distributed.initialize()  # SLURM, TPU pods: JAX reads the cluster from the environment
   if jax.process_count() > 1:
     logging.info('Process %d of %d.', jax.process_index(), jax.process_count())
 
