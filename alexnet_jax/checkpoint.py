@@ -85,10 +85,9 @@ def _first_line(error: Exception) -> str:
 
 
 def _read(manager, step: int, state_args=None):
-  args = {META: ocp.args.JsonRestore()}
-  if state_args is not None:
-    args[STATE] = state_args
-  return manager.restore(step, args=ocp.args.Composite(**args))
+  """The meta item of a step, and its state item when state_args say how to restore it."""
+  state = {} if state_args is None else {STATE: state_args}
+  return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
 
 
 def _everywhere(ok: bool) -> bool:
@@ -250,6 +249,7 @@ def init_from(path: str, state):
       logging.warning('init_from: checkpoint %s/%d is unreadable (%s).', folder, step, _first_line(e))
   else:
     raise CheckpointError(f'init_from={path}: no readable checkpoint in {folder}.')
+  manager.close()
   params, loaded, fresh = dict(state.params), [], []
   for layer, arrays in state.params.items():
     if layer in saved and _shapes(saved[layer]) == _shapes(arrays):
@@ -280,9 +280,7 @@ class Preemption:
     self.requested = False
     # jax.distributed.initialize starts the sync service unless this option turned it off.
     self._sync = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
-    self._previous = None
-    if not self._sync:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._previous = None if self._sync else signal.signal(signal.SIGTERM, self._handle)
 
   def _handle(self, signum, frame):  # pylint: disable=unused-argument
     logging.warning('SIGTERM received: saving a checkpoint at the next step and stopping.')

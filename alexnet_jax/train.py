@@ -1,6 +1,6 @@
 """train_and_evaluate(config, workdir): wiring of data, mesh, state, steps, metrics and checkpoints."""
+import itertools
 import math
-import os
 import queue
 import threading
 import time
@@ -27,23 +27,42 @@ class NonFiniteLossError(RuntimeError):
 
 
 def _prefetch(batches, mesh, size: int = 2):
-  """Moves host batches onto the mesh in a background thread, `size` steps ahead."""
+  """Moves host batches onto the mesh in a background thread, `size` steps ahead.
+
+  Closing the generator (or its end) stops and joins the thread: no producer outlives the loop.
+  """
   slots = queue.Queue(maxsize=size)
+  stop = threading.Event()
   done = object()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        slots.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
 
   def produce():
     try:
       for batch in batches:
-        slots.put(parallel.global_batch(mesh, batch))
+        if not put(parallel.global_batch(mesh, batch)):
+          return
     except Exception as e:  # pylint: disable=broad-except  # re-raised in the consumer
-      slots.put(e)
-    slots.put(done)
+      put(e)
+    put(done)
 
-  threading.Thread(target=produce, daemon=True).start()
-  while (item := slots.get()) is not done:
-    if isinstance(item, Exception):
-      raise item
-    yield item
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while (item := slots.get()) is not done:
+      if isinstance(item, Exception):
+        raise item
+      yield item
+  finally:
+    stop.set()
+    thread.join()
 
 
 def evaluate(eval_step, params, config, mesh) -> dict:
@@ -90,9 +109,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed,
                                         label_smoothing=config.label_smoothing)
   eval_step = step_lib.make_eval_step(model, mesh, specs)
-  batches = _prefetch(input_pipeline.create_train_iterator(
+  batches = _prefetch(itertools.islice(input_pipeline.create_train_iterator(
       config.data, seed=config.seed, num_classes=config.model.num_classes,
-      start_step=start_step), mesh)
+      start_step=start_step), max(0, total_steps - start_step)), mesh)
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
   preemption = checkpoint.Preemption()
@@ -103,6 +122,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
     raise
   finally:
+    batches.close()  # stops the prefetch thread before anything else shuts down
     preemption.close()
     ckpts.close()
     writer.close()

@@ -1,11 +1,22 @@
-"""Smoke test of tools/benchmark: both workers run a tiny step and the JSON has every figure (not timed)."""
+"""Smoke test of tools/benchmark (tiny, not timed) and of the XLA flags it and main.py apply."""
 import json
 import subprocess
 import sys
 
 import pytest
 
+from alexnet_jax import xla_flags
 from alexnet_jax.tools import benchmark
+
+
+def test_xla_flags_are_added_unless_the_caller_set_them():
+  environ = {'XLA_FLAGS': '--xla_force_host_platform_device_count=8'}
+  xla_flags.apply(environ)
+  assert environ['XLA_FLAGS'].split() == ['--xla_force_host_platform_device_count=8'] + [
+      f'--{name}={value}' for name, value in xla_flags.FLAGS.items()]
+  environ = {'XLA_FLAGS': '--xla_cpu_experimental_ynn_fusion_type='}
+  xla_flags.apply(environ)
+  assert environ['XLA_FLAGS'] == '--xla_cpu_experimental_ynn_fusion_type='
 
 
 def test_train_flops_match_torchvision_macs():

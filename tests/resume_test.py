@@ -1,7 +1,8 @@
 """The CLI interrupted for real: SIGTERM and kill -9, then the same command; two-process preemption.
 
-Each run is `python -m alexnet_jax.main` in a subprocess (a JAX compilation cache shared by the
-runs keeps them short).
+Each run is `python -m alexnet_jax.main` in a subprocess. The runs share a persistent JAX
+compilation cache (ALEXNET_JAX_TEST_CACHE, default under the temp folder): the first run compiles,
+the others, and later test sessions, mostly load.
 """
 import json
 import os
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -87,8 +89,9 @@ def finish(process, log_path, timeout=300):
 
 
 @pytest.fixture(scope='module')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.mktemp('jax_cache'))
+def cache_dir():
+  return os.environ.get('ALEXNET_JAX_TEST_CACHE',
+                        os.path.join(tempfile.gettempdir(), 'alexnet_jax_test_jax_cache'))
 
 
 def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path, cache_dir):
@@ -102,6 +105,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
                       'train_split': 'train[:90%]', 'eval_split': 'train[90%:]'})
   input_pipeline.get_dataset_info(data_config, num_classes=4)
   uninterrupted = start(flags(reference, data), tmp_path / 'reference.log', cache_dir)
+  wait_for_step(uninterrupted, reference, 1, tmp_path / 'reference.log')  # compiled and cached
 
   # 1. SIGTERM: saves at the step it is at and exits with status 0.
   log = tmp_path / 'run1.log'

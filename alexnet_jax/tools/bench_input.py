@@ -29,13 +29,6 @@ from alexnet_jax import data_sources, input_pipeline, preprocess
 from alexnet_jax.tools import fake_imagenet
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('num_images', 256, 'Distinct JPEGs, cycled through.')
-flags.DEFINE_integer('batch_size', 128, 'Batch size.')
-flags.DEFINE_integer('image_size', 224, 'Crop size.')
-flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the medians are reported.')
-flags.DEFINE_float('seconds', 4.0, 'Time per measurement per round.')
-flags.DEFINE_integer('cpu', -1, 'Core to pin to (-1: the last one).')
-flags.DEFINE_string('output', '', 'Also write the figures as JSON here.')
 
 TARGET_PER_CORE, TARGET_VS_PIL = 1000, 2.0
 
@@ -193,5 +186,17 @@ def main(argv):
                      batch_size=FLAGS.batch_size, image_size=FLAGS.image_size), f, indent=1)
 
 
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a tool (tests import this module)."""
+  flags.DEFINE_integer('num_images', 256, 'Distinct JPEGs, cycled through.')
+  flags.DEFINE_integer('batch_size', 128, 'Batch size.')
+  flags.DEFINE_integer('image_size', 224, 'Crop size.')
+  flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the medians are reported.')
+  flags.DEFINE_float('seconds', 4.0, 'Time per measurement per round.')
+  flags.DEFINE_integer('cpu', -1, 'Core to pin to (-1: the last one).')
+  flags.DEFINE_string('output', '', 'Also write the figures as JSON here.')
+
+
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -11,7 +11,9 @@ runs in a worker process of its own (its own peak RSS, time to first step, threa
 turns, --steps steps each per round, the order swapped every round, and the table gives medians.
 The ratio is the median over rounds of JAX / PyTorch images/s. MFU: training FLOPs per second
 (forward, weight and input gradients) over a jitted fp32 4096x4096 matmul timed in the same rounds.
-The JAX worker applies alexnet_jax.xla_flags; a flag the caller sets in XLA_FLAGS wins.
+CPU time per image (all threads of a worker) is reported too: on a shared machine, other processes
+slow the wall clock far more than they add to it. The JAX worker applies alexnet_jax.xla_flags;
+a flag the caller sets in XLA_FLAGS wins.
 """
 import json
 import os
@@ -61,7 +63,7 @@ def _synthetic(batch: int, image_size: int):
 
 
 def _timed(fn, *args) -> dict:
-  """Wall seconds, and CPU seconds of this process (all threads; other load does not add to it)."""
+  """Wall seconds, and CPU seconds of this process (all threads; less disturbed by other load)."""
   wall, cpu = time.perf_counter(), time.process_time()
   fn(*args)
   return {'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu}
@@ -78,8 +80,7 @@ def jax_worker(batch: int, image_size: int):
 
   start = time.perf_counter()
   config = default.get_config()
-  config.model.variant = 'torchvision'
-  config.mesh.data = 1
+  config.model.variant, config.mesh.data = 'torchvision', 1  # the 1x1 mesh of one device
   mesh = parallel.make_mesh(config.mesh, devices=jax.devices()[:1])
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=10_000, total_steps=10**6)
   tx = optim.make_optimizer(config.optimizer, schedule)
@@ -204,11 +205,10 @@ class Worker:
     return reply
 
 
-def measure(frameworks) -> dict:
-  """Alternating rounds; returns seconds per round for each framework and for the matmul."""
+def measure(frameworks):
+  """Alternating rounds: ({name: [timings per round]}, {name: worker info}); 'matmul' too."""
   workers = {name: Worker(name) for name in frameworks}  # one at a time: clean first-step times
-  times = {name: [] for name in frameworks}
-  times['matmul'] = []
+  times = {name: [] for name in frameworks + ['matmul']}
   try:
     for r in range(FLAGS.rounds):
       for name in (frameworks if r % 2 == 0 else frameworks[::-1]):
@@ -241,16 +241,16 @@ def summarise(times, infos) -> dict:
   if 'jax' in infos and 'torch' in infos:
     ratios = [j / t for j, t in zip(result['jax']['images_per_sec_rounds'],
                                     result['torch']['images_per_sec_rounds'])]
-    result.update(ratio=statistics.median(ratios), ratio_rounds=ratios)
+    cpu_ms = result['torch']['cpu_ms_per_image'], result['jax']['cpu_ms_per_image']
+    result.update(ratio=statistics.median(ratios), ratio_rounds=ratios,
+                  cpu_time_ratio=cpu_ms[0] / cpu_ms[1])
   return result
 
 
 def _cpu_name() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      return next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
-  except (OSError, StopIteration):
-    return platform.processor() or platform.machine()
+  with open('/proc/cpuinfo') if os.path.exists('/proc/cpuinfo') else open(os.devnull) as f:
+    names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
+  return names[0] if names else platform.processor() or platform.machine()
 
 
 def table(result: dict) -> str:
@@ -264,17 +264,18 @@ def table(result: dict) -> str:
   lines = [f"AlexNet (torchvision layout) train step, fp32, batch {result['batch']}, "
            f"{result['image_size']}x{result['image_size']}, {result['rounds']} rounds x "
            f"{result['steps']} steps; {result['cpu']}, {result['cores']} cores",
-           f"{'':24}" + ''.join(f'{heads[n]:>18}' for n in names)]
+           f"{'':24}" + ''.join(f'{heads[n]:>20}' for n in names)]
   for label, key, fmt in rows:
     cells = [fmt.format(result[n][key]) if key in result[n] else '-' for n in names]
-    lines.append(f'{label:24}' + ''.join(f'{c:>18}' for c in cells))
+    lines.append(f'{label:24}' + ''.join(f'{c:>20}' for c in cells))
   if 'ratio' in result:
     spread = result['ratio_rounds']
     lines.append(f"JAX / PyTorch images/s: {result['ratio']:.3f} (median of rounds; "
-                 f'{min(spread):.3f}-{max(spread):.3f})')
+                 f"{min(spread):.3f}-{max(spread):.3f}); "
+                 f"by CPU time per image: {result['cpu_time_ratio']:.3f}")
   if 'matmul_gflops' in result:
-    lines.append(f"matmul peak: {result['matmul_gflops']:.0f} GFLOP/s (jitted fp32 "
-                 f"{MATMUL_N}x{MATMUL_N}); model: {result['train_gflop_per_image']:.2f} GFLOP/image")
+    lines.append(f"matmul peak: {result['matmul_gflops']:.0f} GFLOP/s (jitted fp32 {MATMUL_N}^2); "
+                 f"model: {result['train_gflop_per_image']:.2f} GFLOP/image")
   if 'jax' in result:
     lines.append(f"XLA_FLAGS: {result['jax']['xla_flags']}")
   return '\n'.join(lines)
@@ -285,9 +286,8 @@ def main(argv):
   if FLAGS.worker:
     serve(FLAGS.worker)
     return
-  unknown = set(FLAGS.frameworks) - {'jax', 'torch'}
-  if unknown or not FLAGS.frameworks:
-    raise app.UsageError(f'--frameworks takes jax and/or torch, not {sorted(unknown)}.')
+  if not FLAGS.frameworks or set(FLAGS.frameworks) - {'jax', 'torch'}:
+    raise app.UsageError(f'--frameworks takes jax and/or torch, not {FLAGS.frameworks}.')
   result = summarise(*measure(FLAGS.frameworks))
   print(table(result))
   if FLAGS.json:

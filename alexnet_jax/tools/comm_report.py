@@ -30,10 +30,6 @@ from alexnet_jax import parallel
 from alexnet_jax import train_step
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file('config', None, 'A configs/*.py file.', lock_config=True)
-flags.DEFINE_integer('devices', 8, 'CPU only: emulate this many devices (XLA_FLAGS).')
-flags.DEFINE_string('json', '', 'Also write the report to this JSON file.')
-flags.mark_flags_as_required(['config'])
 
 KINDS = ('all-reduce', 'all-gather', 'reduce-scatter', 'all-to-all', 'collective-permute',
          'collective-broadcast')
@@ -204,5 +200,14 @@ def main(argv):
       json.dump(report, f, indent=2)
 
 
+def define_flags() -> None:
+  """Command-line flags, defined only when run as a tool (tests import this module)."""
+  config_flags.DEFINE_config_file('config', None, 'A configs/*.py file.', lock_config=True)
+  flags.DEFINE_integer('devices', 8, 'CPU only: emulate this many devices (XLA_FLAGS).')
+  flags.DEFINE_string('json', '', 'Also write the report to this JSON file.')
+  flags.mark_flags_as_required(['config'])
+
+
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
