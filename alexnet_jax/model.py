@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alexnet_jax import pooling
+
 # The paper's constants (section 3.3): k, n, alpha, beta.
 LRN_K, LRN_N, LRN_ALPHA, LRN_BETA = 2.0, 5, 1e-4, 0.75
 POOLED_SIZE = 6  # the classifier sees a 6x6 map whatever the input size
@@ -215,7 +217,7 @@ class AlexNet(nn.Module):
       if lrn and self.option('lrn'):
         x = local_response_norm(x)
       if pool:
-        x = nn.max_pool(x, (window, window), (stride, stride))
+        x = pooling.max_pool(x, window, stride)
       in_channels = features
     return adaptive_avg_pool(x).reshape(x.shape[0], -1)
 

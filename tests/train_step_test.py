@@ -39,11 +39,13 @@ def _run(mesh_shape, steps, model, seed=0):
   tx = _paper_sgd()
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=SIZE, seed=seed)
   train = step_lib.make_train_step(model, tx, mesh, specs, seed=seed)
-  losses = []
+  losses, params = [], []
   for i in range(steps):
     state, metrics = train(state, parallel.global_batch(mesh, _batch(i)))
     losses.append(float(metrics['loss']))
-  return np.array(losses), jax.device_get(state.params)
+    if i in (0, steps - 1):  # after 1 step and after the last
+      params.append(jax.device_get(state.params))
+  return np.array(losses), params
 
 
 @pytest.fixture(scope='module')
@@ -57,10 +59,11 @@ def test_sharded_steps_match_one_device_with_dropout(mesh_shape, one_device_run)
   ref_losses, ref_params = one_device_run
   # float32 sums in another order (8 partial batch sums, split matmuls): a few ulps per step.
   np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
-  for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(params),
-                               jax.tree.leaves(ref_params)):
-    scale = np.abs(want).max()
-    assert np.abs(got - want).max() <= 1e-5 * scale, jax.tree_util.keystr(path)
+  for after, ref in zip(params, ref_params):  # after step 1 and after step 5
+    for (path, got), want in zip(jax.tree_util.tree_leaves_with_path(after),
+                                 jax.tree.leaves(ref)):
+      scale = np.abs(want).max()
+      assert np.abs(got - want).max() <= 1e-5 * scale, jax.tree_util.keystr(path)
 
 
 def test_gradient_is_the_one_device_gradient_not_a_multiple():

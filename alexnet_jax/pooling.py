@@ -1,0 +1,50 @@
+"""Max pooling with a backward pass built from strided slices and pads (fast on XLA:CPU)."""
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+def _window_views(x_BHWC, window: int, stride: int):
+  """The window**2 strided views of VALID pooling, x[:, i::stride, j::stride], row-major."""
+  b, h, w, c = x_BHWC.shape
+  oh, ow = (h - window) // stride + 1, (w - window) // stride + 1
+  return [jax.lax.slice(x_BHWC, (0, i, j, 0),
+                        (b, i + stride * (oh - 1) + 1, j + stride * (ow - 1) + 1, c),
+                        (1, stride, stride, 1)) for i in range(window) for j in range(window)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def max_pool(x_BHWC, window: int, stride: int):
+  """VALID max pooling, the numbers of nn.max_pool.
+
+  The gradient of each window goes to its first maximum in row-major order, as XLA's
+  select-and-scatter does. XLA:CPU expands select-and-scatter into int32 index tensors, a
+  variadic reduce-window and a scatter; slices and pads made the pool 5-20x faster and the
+  whole train step 6-15% (tools/benchmark, batch 64 and 128, 224 px).
+  """
+  return functools.reduce(jnp.maximum, _window_views(x_BHWC, window, stride))
+
+
+def _max_pool_fwd(x_BHWC, window, stride):
+  y_BHWC = max_pool(x_BHWC, window, stride)
+  return y_BHWC, (x_BHWC, y_BHWC)
+
+
+def _max_pool_bwd(window, stride, residuals, dy_BHWC):
+  x_BHWC, y_BHWC = residuals
+  (_, h, w, _), (_, oh, ow, _) = x_BHWC.shape, y_BHWC.shape
+  zero = jnp.zeros((), x_BHWC.dtype)
+  taken, dx_BHWC = jnp.zeros(y_BHWC.shape, bool), jnp.zeros_like(x_BHWC)
+  for k, view in enumerate(_window_views(x_BHWC, window, stride)):
+    i, j = divmod(k, window)
+    first = (view == y_BHWC) & ~taken  # ties: the first maximum only
+    taken = taken | first
+    dx_BHWC = dx_BHWC + jax.lax.pad(
+        jnp.where(first, dy_BHWC, zero), zero,
+        ((0, 0, 0), (i, h - i - stride * (oh - 1) - 1, stride - 1),
+         (j, w - j - stride * (ow - 1) - 1, stride - 1), (0, 0, 0)))
+  return (dx_BHWC,)
+
+
+max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
