@@ -87,7 +87,7 @@ def define_flags() -> None:
   flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
   flags.DEFINE_integer('image_size', 224, 'Crop size.')
   flags.DEFINE_integer('rounds', 3, 'Alternating rounds; medians are reported.')
-  flags.DEFINE_float('seconds', 15.0, 'Time per measurement per round.')
+  flags.DEFINE_float('seconds', 8.0, 'Time per measurement per round.')
 
 
 if __name__ == '__main__':
