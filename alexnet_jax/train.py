@@ -18,6 +18,10 @@ from alexnet_jax import parallel
 from alexnet_jax import train_step as step_lib
 
 
+_DIVERGED_ADVICE = ('the last good checkpoint is kept. Lower --config.optimizer.learning_rate or '
+                    'add --config.optimizer.warmup_steps.')
+
+
 class NonFiniteLossError(RuntimeError):
   """The training loss became NaN or infinite."""
 
@@ -177,8 +181,7 @@ def _save(ckpts, step: int, state, top1=None) -> None:
   """Saves unless a parameter is NaN or infinite: a finite loss can still give inf parameters."""
   if not checkpoint.all_finite(state.params):
     raise NonFiniteLossError(
-        f'the parameters are not finite after step {step}; the last good checkpoint is kept. '
-        f'Lower --config.optimizer.learning_rate or add --config.optimizer.warmup_steps.', step)
+        f'the parameters are not finite after step {step}; {_DIVERGED_ADVICE}', step)
   ckpts.save(step, state, top1)
 
 
@@ -187,6 +190,5 @@ def _check_finite(pending) -> None:
   loss = float(values['loss'])
   if not np.isfinite(loss):
     raise NonFiniteLossError(
-        f'the training loss is {loss} at step {step}; the last good checkpoint is kept. Lower '
-        f'--config.optimizer.learning_rate or add --config.optimizer.warmup_steps.',
+        f'the training loss is {loss} at step {step}; {_DIVERGED_ADVICE}',
         step - 1)  # the loss of step s is that of the parameters after step s - 1

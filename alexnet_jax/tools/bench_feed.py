@@ -60,11 +60,7 @@ def run(batch_size: int, size: int, rounds: int, seconds: float) -> dict:
   for _ in range(rounds):
     batches = host_batches()
     next(batches)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-      next(batches)
-      count += batch_size
-    samples['pipeline'].append(count / (time.perf_counter() - start))
+    samples['pipeline'].append(bench_input.measure(batches, batch_size, seconds)[1])  # wall
     state, rate = _rate(lambda: resident, step, state, batch_size, seconds)
     samples['step'].append(rate)
     fed = train._prefetch(host_batches(), mesh)  # pylint: disable=protected-access
