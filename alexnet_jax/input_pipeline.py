@@ -105,7 +105,8 @@ def with_fake_imagenet(data_config):
   if data_config.name != 'imagenet2012' or not fake or fake.classes <= 0:
     return data_config
   root = os.path.join(os.path.expanduser(FAKE_IMAGENET_CACHE), f'fake_imagenet_{fake.classes}c_'
-                      f'{fake.train_per_class}t_{fake.val_per_class}v_{fake.image_px}px')
+                      f'{fake.train_per_class}t_{fake.val_per_class}v_{fake.image_px}px_'
+                      f'v{fake_imagenet.VERSION}')
   data_config = data_config.copy_and_resolve_references()
   data_config.manual_dir = data_config.manual_dir or os.path.join(root, 'manual')
   data_config.data_dir = data_config.data_dir or os.path.join(root, 'tfds')

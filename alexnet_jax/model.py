@@ -39,14 +39,22 @@ def standardize(images, lighting_B3=None):
 _PAPER_CONVS = ((96, 11, 4, 2, 0.0, False, True, True), (256, 5, 1, 2, 1.0, True, True, True),
                 (384, 3, 1, 1, 0.0, False, False, False), (384, 3, 1, 1, 1.0, True, False, False),
                 (256, 3, 1, 1, 1.0, True, False, True))
-_TORCHVISION_CONVS = ((64, 11, 4, 2, None, False, False, True), (192, 5, 1, 2, None, False, False, True),
-                      (384, 3, 1, 1, None, False, False, False), (256, 3, 1, 1, None, False, False, False),
-                      (256, 3, 1, 1, None, False, False, True))
+# Its bias_init column is the paper's, used with model.weight_init='paper' only.
+_TORCHVISION_CONVS = ((64, 11, 4, 2, 0.0, False, False, True), (192, 5, 1, 2, 1.0, False, False, True),
+                      (384, 3, 1, 1, 0.0, False, False, False), (256, 3, 1, 1, 1.0, False, False, False),
+                      (256, 3, 1, 1, 1.0, False, False, True))
 
 VARIANTS = {
-    'paper': dict(activation='relu', lrn=True, overlap_pool=True, dropout_rate=0.5, groups=2),
-    'torchvision': dict(activation='relu', lrn=False, overlap_pool=True, dropout_rate=0.5, groups=1),
+    'paper': dict(activation='relu', lrn=True, overlap_pool=True, dropout_rate=0.5, groups=2,
+                  weight_init='paper'),
+    'torchvision': dict(activation='relu', lrn=False, overlap_pool=True, dropout_rate=0.5, groups=1,
+                        weight_init='torchvision'),
 }
+# Initialisations (model.weight_init): 'paper' N(0, 0.01) weights, biases 1 in conv2, conv4, conv5,
+# FC6 and FC7; 'torchvision' PyTorch's defaults; 'he' N(0, 2 / fan_in) weights and zero biases
+# (He et al., 2015), which keep the activations' scale through the ReLUs. The other two shrink it
+# layer by layer: a small model trained briefly then sits at chance for hundreds of steps.
+INITS = ('paper', 'torchvision', 'he')
 HIDDEN = 4096  # the paper's FC6/FC7 width
 
 
@@ -84,6 +92,7 @@ def _torch_bias_init(fan_in):
 
 # PyTorch's default kernel init (kaiming_uniform with a=sqrt(5)) is this variance scaling.
 _torch_kernel_init = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+_he_kernel_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 
 
 def per_example_dropout(x_BF, rate, key, example_ids_B, column_offset=0, total_columns=None):
@@ -172,6 +181,7 @@ class AlexNet(nn.Module):
   overlap_pool: bool | None = None
   dropout_rate: float | None = None
   groups: int | None = None
+  weight_init: str | None = None  # not 'init': flax's Module.init
   dtype: str = 'float32'
   fc_width: int = HIDDEN  # smaller for tiny test and quickstart models only
   model_axis: str | None = None
@@ -188,10 +198,15 @@ class AlexNet(nn.Module):
       raise ValueError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
     if self.option('groups') not in (1, 2):
       raise ValueError(f'model.groups={self.groups} is not supported; use 1 or 2.')
+    if self.option('weight_init') not in INITS:
+      raise ValueError(f'model.weight_init={self.weight_init!r} is unknown; '
+                       f'use one of {list(INITS)}.')
 
   def _conv_init(self, bias_value, fan_in):
-    if self.variant == 'torchvision':
+    if self.option('weight_init') == 'torchvision':
       return _torch_kernel_init, _torch_bias_init(fan_in)
+    if self.option('weight_init') == 'he':
+      return _he_kernel_init, nn.initializers.zeros
     return nn.initializers.normal(0.01), nn.initializers.constant(bias_value)
 
   def _dense(self, name, features, split, fan_in, bias_value):

@@ -39,7 +39,7 @@ def get_config():
       on_corrupt='error',  # 'error' | 'skip' (counted in the log)
       # classes > 0 with name='imagenet2012': a generated ImageNet of that many classes (the first
       # synsets; tools/fake_imagenet), written and prepared on first use; empty manual_dir/data_dir
-      # go under ~/.cache/alexnet_jax/fake_imagenet_<classes>c_<train>t_<val>v_<px>px/.
+      # go under ~/.cache/alexnet_jax/fake_imagenet_<classes>c_<train>t_<val>v_<px>px_v<version>/.
       fake_imagenet=ml_collections.ConfigDict(dict(
           classes=0, train_per_class=300, val_per_class=10, image_px=73)),
   ))
@@ -53,6 +53,7 @@ def get_config():
       overlap_pool=ml_collections.FieldReference(None, field_type=bool),  # 3/2 vs 2/2 pooling
       dropout_rate=ml_collections.FieldReference(None, field_type=float),
       groups=ml_collections.FieldReference(None, field_type=int),  # 1 | 2
+      weight_init=ml_collections.FieldReference(None, field_type=str),  # 'paper' | 'torchvision' | 'he'
       dtype='float32',  # compute dtype: 'float32' | 'bfloat16'; parameters stay float32
       fc_width=4096,  # FC6/FC7 width; the paper's 4096 (smaller only for tiny test models)
   ))

@@ -24,7 +24,8 @@ def prepared(tmp_path_factory):
     info = input_pipeline.get_dataset_info(config, num_classes=1000)
     resolved = input_pipeline.with_fake_imagenet(config)
   assert not config.manual_dir and not config.data_dir  # the caller's config is left alone
-  assert resolved.data_dir == str(cache / f'fake_imagenet_{K}c_{TRAIN}t_{VAL}v_40px' / 'tfds')
+  assert resolved.data_dir == str(
+      cache / f'fake_imagenet_{K}c_{TRAIN}t_{VAL}v_40px_v{fake_imagenet.VERSION}' / 'tfds')
   assert info.num_train_examples == K * TRAIN
   resolved.fake_imagenet.classes = 0  # the folders are explicit from here on
   return resolved

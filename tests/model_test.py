@@ -63,7 +63,8 @@ def test_ablation_knobs_run_and_change_the_output(knobs):
 def test_bad_knob_values_are_rejected_with_the_key_name():
   images = jnp.zeros((1, 64, 64, 3))
   for kwargs, key in [(dict(variant='vgg'), 'model.variant'), (dict(groups=3), 'model.groups'),
-                      (dict(activation='gelu'), 'model.activation')]:
+                      (dict(activation='gelu'), 'model.activation'),
+                      (dict(weight_init='xavier'), 'model.weight_init')]:
     with pytest.raises(ValueError, match=key):
       AlexNet(**kwargs).init(jax.random.key(0), images)
 
@@ -97,6 +98,25 @@ def test_torchvision_initialisation_is_pytorchs_default():
     assert np.abs(kernel).max() <= bound * (1 + 1e-6), name
     assert np.abs(layer["bias"]).max() <= bound * (1 + 1e-6), name
     np.testing.assert_allclose(kernel.std(), bound / np.sqrt(3), rtol=0.05, err_msg=name)
+
+
+@pytest.mark.parametrize('variant', ['paper', 'torchvision'])
+def test_he_initialisation_statistics(variant):
+  params = AlexNet(variant=variant, weight_init='he').init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
+  for name, layer in params.items():
+    kernel = np.asarray(layer['kernel'])
+    fan_in = int(np.prod(kernel.shape[:-1]))  # per group for the grouped convolutions
+    np.testing.assert_allclose(kernel.std(), np.sqrt(2 / fan_in), rtol=0.05, err_msg=name)
+    np.testing.assert_array_equal(layer['bias'], 0.0)
+
+
+def test_weight_init_knob_crosses_variants():
+  params = AlexNet(variant='torchvision', weight_init='paper').init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
+  assert abs(np.asarray(params['conv3']['kernel']).std() - 0.01) < 0.0005
+  np.testing.assert_array_equal(params['fc6']['bias'], 1.0)
+  np.testing.assert_array_equal(params['conv1']['bias'], 0.0)
 
 
 @pytest.mark.parametrize('in_size', [1, 3, 5, 13])

@@ -25,6 +25,8 @@ from alexnet_jax import data_sources
 SHAPES = ('disc', 'square', 'triangle', 'cross', 'ring', 'diamond', 'bars', 'frame')
 TEXTURES = ('solid', 'hstripes', 'vstripes', 'diagonal', 'checker')
 MARKER = 'fake_imagenet.json'
+VERSION = 2  # of draw_image: in the marker and the cache folder's name, so old sets are not reused
+MIN_CONTRAST = 120.0  # RGB distance between the colours that draw the class
 
 
 def synsets(kind: str = 'labels') -> list[str]:
@@ -63,22 +65,36 @@ def _texture(texture: str, dy, dx, period):
   return ((dy // period) + (dx // period)) % 2 == 0  # checker
 
 
+def _contrasting(rng: np.random.Generator, other: np.ndarray) -> np.ndarray:
+  """A uniform random RGB colour at least MIN_CONTRAST away from `other`."""
+  while True:
+    colour = rng.uniform(0, 255, 3)
+    if np.linalg.norm(colour - other) >= MIN_CONTRAST:
+      return colour
+
+
 def draw_image(rng: np.random.Generator, label: int, height: int, width: int,
                noise: float = 8.0) -> np.ndarray:
-  """uint8 [height, width, 3]: class `label`'s shape and texture at a random place, scale and colours."""
+  """uint8 [height, width, 3]: class `label`'s shape and texture at a random place, scale and colours.
+
+  The colours are random, but the shape stands out from the background and the texture's two
+  colours from each other (MIN_CONTRAST apart), so every image shows its class.
+  """
   shape = SHAPES[label % len(SHAPES)]
   texture = TEXTURES[label % len(TEXTURES)]  # 8 and 5 coprime: 40 distinct pairs
   side = min(height, width)
-  radius = rng.uniform(0.25, 0.4) * side
+  radius = rng.uniform(0.3, 0.45) * side
   cy = rng.uniform(radius, height - radius)
   cx = rng.uniform(radius, width - radius)
   yy, xx = np.mgrid[:height, :width].astype(np.float32)
   dy, dx = yy - cy, xx - cx
-  period = side * (0.05 + 0.01 * ((label // 40) % 8))  # more classes: finer or coarser fills
+  period = side * (0.11 + 0.02 * ((label // 40) % 8))  # more classes: coarser fills
   inside = _shape_mask(shape, dy, dx, radius)
   fill = _texture(texture, dy, dx, period)
-  colours = rng.uniform(0, 255, (3, 3))
-  image = np.where(inside[..., None], np.where(fill[..., None], colours[0], colours[1]), colours[2])
+  background = rng.uniform(0, 255, 3)
+  first = _contrasting(rng, background)
+  second = _contrasting(rng, first)
+  image = np.where(inside[..., None], np.where(fill[..., None], first, second), background)
   image += rng.normal(0, noise, image.shape)
   return np.clip(image, 0, 255).astype(np.uint8)
 
@@ -131,7 +147,7 @@ def ensure_prepared(manual_dir: str, data_dir: str, *, num_classes: int = 10,
   Safe when several local processes call it at once: one generates, the others wait for it.
   """
   params = dict(num_classes=num_classes, train_per_class=train_per_class,
-                val_per_class=val_per_class, image_px=image_px)
+                val_per_class=val_per_class, image_px=image_px, version=VERSION)
   marker = os.path.join(data_dir, MARKER)
   os.makedirs(data_dir, exist_ok=True)
   with open(os.path.join(data_dir, '.fake_imagenet.lock'), 'w') as lock:
@@ -143,7 +159,7 @@ def ensure_prepared(manual_dir: str, data_dir: str, *, num_classes: int = 10,
       raise ValueError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
                        'delete that folder or use another data_dir.')
     logging.info('Generating a fake ImageNet %s in %s.', params, manual_dir)
-    write(manual_dir, **params)
+    write(manual_dir, **{k: v for k, v in params.items() if k != 'version'})
     data_sources.prepare_tfds('imagenet2012', data_dir, manual_dir)
     with open(marker, 'w') as f:
       json.dump(params, f)
