@@ -7,7 +7,9 @@ in alternating rounds, on JPEGs drawn in the run (about 400x350, 110 KB, as Imag
   pipeline     input_pipeline.train_dataset: decode fused with the paper's crop, resize, flip, PCA
                lighting offsets, batch of uint8 (what the training loop gets)
   pil          the same work with PIL + numpy: decode, crop, bilinear resize, flip, offsets, np.stack
-  decode_crop  tf.io.decode_and_crop_jpeg of the same crop windows alone: the pipeline's ceiling
+  decode_resize  decode_and_crop_jpeg of the same windows + bilinear resize to the crop size, batched:
+               the two ops the pipeline cannot do without, i.e. its ceiling in TF
+  decode_crop  tf.io.decode_and_crop_jpeg of the same crop windows alone
   decode_full  tf.io.decode_jpeg of the whole image alone
 Figures are images per CPU-second of this process (time.process_time), medians over rounds: on a
 machine shared with other jobs they stay near the unloaded per-core speed while the wall clock does
@@ -65,8 +67,9 @@ def pipeline_batches(jpegs, data_config):
   return _one_thread(dataset).as_numpy_iterator()
 
 
-def decode_batches(jpegs, batch_size: int, size: int, crop: bool):
-  """Decode alone (the paper's crop windows, or whole images); yields batches of decoded shapes."""
+def decode_batches(jpegs, batch_size: int, size: int, crop: bool, resize: bool = False):
+  """Decode alone (the paper's crop windows, or whole images): batches of decoded shapes; with
+  `resize`, the crop resized to `size` (bilinear, as the pipeline) and batched as uint8."""
   images = tf.constant(jpegs)
 
   @tf.autograph.experimental.do_not_convert
@@ -76,8 +79,10 @@ def decode_batches(jpegs, batch_size: int, size: int, crop: bool):
       return tf.shape(tf.io.decode_jpeg(image_bytes, channels=3, dct_method='INTEGER_FAST'))
     window = preprocess.paper_window(tf.image.extract_jpeg_shape(image_bytes)[:2], size,
                                      tf.stack([tf.constant(0, tf.int64), index]))
-    return tf.shape(tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3,
-                                               dct_method='INTEGER_FAST'))
+    image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3, dct_method='INTEGER_FAST')
+    if resize:
+      return tf.cast(tf.image.resize(image, [size, size]) + 0.5, tf.uint8)
+    return tf.shape(image)
   dataset = tf.data.Dataset.counter(dtype=tf.int64).map(decode).batch(batch_size)
   return _one_thread(dataset).as_numpy_iterator()
 
@@ -126,6 +131,7 @@ def run(jpegs, *, batch_size: int, size: int, rounds: int, seconds: float) -> di
   contenders = {
       'pipeline': lambda: pipeline_batches(jpegs, data_config),
       'pil': lambda: pil_batches(jpegs, batch_size, size),
+      'decode_resize': lambda: decode_batches(jpegs, batch_size, size, crop=True, resize=True),
       'decode_crop': lambda: decode_batches(jpegs, batch_size, size, crop=True),
       'decode_full': lambda: decode_batches(jpegs, batch_size, size, crop=False),
   }
@@ -149,6 +155,7 @@ def report(figures: dict) -> str:
   for name, f in figures.items():
     lines.append(f'{name:36s} {f["per_core"]:8.0f} {f["wall"]:6.0f}   {f["per_core_rounds"]}')
   lines.append(f'pipeline: {pipeline / pil:.2f}x the PIL loop (target {TARGET_VS_PIL}x), '
+               f'{pipeline / figures["decode_resize"]["per_core"]:.0%} of decode_resize and '
                f'{pipeline / figures["decode_crop"]["per_core"]:.0%} of decode_crop alone; '
                f'target {TARGET_PER_CORE} img/s per core: '
                f'{"met" if pipeline >= TARGET_PER_CORE else "not met"}.')
