@@ -2,12 +2,17 @@
 
 The one module that touches TFDS builders. A Source maps int64 example indices to encoded image
 bytes and labels inside a tf.data graph, so any order of examples can be read without a scan.
+With data.downsample, a source is read through a copy down-sampled as in the paper (section 2:
+shorter side rescaled to 256, the central 256x256 kept), made once: see downsampled_source.
 """
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -15,10 +20,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from alexnet_jax import preprocess
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 SPLIT_FOLDERS = {'train': ('train',), 'validation': ('val', 'validation'), 'test': ('test',)}
 CORRUPT_FILE = 'alexnet_jax_corrupt.json'  # written by tools/prepare beside a TFDS dataset
 IMAGENET_FILES = {'train': 'ILSVRC2012_img_train.tar', 'validation': 'ILSVRC2012_img_val.tar'}
+DOWNSAMPLED_FOLDER = 'alexnet_jax_downsampled'  # under data_dir (or TFDS's default)
+DOWNSAMPLED_QUALITY = 95  # JPEG quality of the down-sampled copy
 
 
 class DataError(ValueError):
@@ -32,13 +41,19 @@ class Source:
   fetch: Callable  # int64 [n] indices -> (payload string [n], label int32 [n]), in graph
   load: Callable  # payload string [] -> encoded image bytes string [], in graph
   describe: Callable[[int], str]  # index -> a name for messages (a file, or dataset[index])
+  fingerprint: str = ''  # changes when the examples do: keys the down-sampled copy
 
 
 def open_source(data_config, split: str) -> Source:
   """The examples of `split` of data.name, with corrupt ones skipped or reported per data.on_corrupt."""
   if data_config.name.startswith('folder:'):
-    return folder_source(data_config.name[len('folder:'):], split, data_config)
-  return tfds_source(data_config, split)
+    source = folder_source(data_config.name[len('folder:'):], split, data_config)
+  else:
+    source = tfds_source(data_config, split)
+  if data_config.get('downsample'):
+    source = downsampled_source(source, side=preprocess.resize_side(data_config.image_size),
+                                data_dir=data_config.data_dir)
+  return source
 
 
 def _parse_split(split: str):
@@ -118,7 +133,8 @@ def _checked(source: Source, corrupt: list[int], on_corrupt: str, where: str) ->
   keep = tf.constant(np.setdiff1d(np.arange(source.num_examples), corrupt), tf.int64)
   return dataclasses.replace(source, num_examples=int(keep.shape[0]),
                              fetch=lambda idx: source.fetch(tf.gather(keep, idx)),
-                             describe=lambda i: source.describe(int(keep[i])))
+                             describe=lambda i: source.describe(int(keep[i])),
+                             fingerprint=f'{source.fingerprint} without {corrupt}')
 
 
 def folder_source(root: str, split: str, data_config) -> Source:
@@ -130,6 +146,7 @@ def folder_source(root: str, split: str, data_config) -> Source:
                   fetch=lambda idx: (tf.gather(paths, idx), tf.gather(labels, idx)),
                   load=tf.io.read_file, describe=lambda i: files[i][0])
   stamp = [(p, os.path.getsize(p), os.path.getmtime(p)) for p, _ in files]
+  source = dataclasses.replace(source, fingerprint=f'folder {split} {json.dumps(stamp)}')
   cache = os.path.join(data_config.data_dir or os.path.expanduser('~/tensorflow_datasets'),
                        'alexnet_jax_folders', hashlib.sha1(json.dumps(stamp).encode()).hexdigest() + '.json')
   if os.path.exists(cache):
@@ -190,7 +207,8 @@ def tfds_source(data_config, split: str) -> Source:
     return example[image_key], tf.cast(example[label_key], tf.int32)
   source = Source(num_examples=len(records), num_classes=builder.info.features[label_key].num_classes,
                   fetch=fetch, load=lambda payload: payload,
-                  describe=lambda i: f'{data_config.name} {split}[{i}]')
+                  describe=lambda i: f'{data_config.name} {split}[{i}]',
+                  fingerprint=f'tfds {builder.data_dir} {split}')
   corrupt_file = os.path.join(builder.data_dir, CORRUPT_FILE)
   corrupt = {}
   if os.path.exists(corrupt_file):
@@ -221,3 +239,65 @@ def record_corrupt(data_config, splits: list[str]) -> dict:
   with open(path, 'w') as f:
     json.dump(corrupt, f)
   return corrupt
+
+
+def _write_downsampled(source: Source, side: int, folder: str) -> None:
+  """Writes every example as a side x side JPEG into folder (images.bin, offsets.npy, labels.npy)."""
+  @tf.autograph.experimental.do_not_convert
+  def square(payload, label):
+    image = preprocess.decode_resized(source.load(payload), preprocess.square_window, side)
+    return tf.io.encode_jpeg(image, quality=DOWNSAMPLED_QUALITY), label
+  dataset = tf.data.Dataset.range(source.num_examples).batch(256)
+  dataset = dataset.map(tf.autograph.experimental.do_not_convert(source.fetch)).unbatch()
+  dataset = dataset.map(square, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  offsets, labels, start = [0], [], time.time()
+  with open(os.path.join(folder, 'images.bin'), 'wb') as f:
+    for i, (jpeg, label) in enumerate(dataset.prefetch(64).as_numpy_iterator()):
+      f.write(jpeg)
+      offsets.append(offsets[-1] + len(jpeg))
+      labels.append(label)
+      if (i + 1) % 10000 == 0:
+        logging.info('Down-sampled %d / %d images (%.0f/s).', i + 1, source.num_examples,
+                     (i + 1) / (time.time() - start))
+  np.save(os.path.join(folder, 'offsets.npy'), np.array(offsets, np.int64))
+  np.save(os.path.join(folder, 'labels.npy'), np.array(labels, np.int32))
+
+
+def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Source:
+  """`source` read from a copy of side x side JPEGs: the central square, shorter side resized.
+
+  The paper trained on such a copy at 256 (random 224 crops of it): per epoch a 256x256 JPEG is
+  decoded instead of the full image, about a third of the bytes. The copy is written once (about
+  260 ImageNet-sized images/s per core), keyed by the source's fingerprint and `side`, under
+  <data_dir>/alexnet_jax_downsampled/; it is moved into place only when complete.
+  """
+  key = hashlib.sha1(f'{source.fingerprint} {source.num_examples} {side} '
+                     f'{DOWNSAMPLED_QUALITY}'.encode()).hexdigest()[:16]
+  root = os.path.join(data_dir or os.path.expanduser('~/tensorflow_datasets'), DOWNSAMPLED_FOLDER)
+  folder = os.path.join(root, f'{side}px_{key}')
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f'.{key}.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # several local processes: one writes, the others wait
+    if not os.path.isdir(folder):
+      logging.info('Writing a %dx%d down-sampled copy of %d images to %s.', side, side,
+                   source.num_examples, folder)
+      partial = folder + '.partial'
+      shutil.rmtree(partial, ignore_errors=True)
+      os.makedirs(partial)
+      _write_downsampled(source, side, partial)
+      os.rename(partial, folder)
+  offsets = np.load(os.path.join(folder, 'offsets.npy'))
+  if len(offsets) != source.num_examples + 1:
+    raise DataError(f'The down-sampled copy {folder} does not match its source ({len(offsets) - 1} '
+                    f'vs {source.num_examples} images): delete that folder to write it again.')
+  images = np.memmap(os.path.join(folder, 'images.bin'), np.uint8, mode='r')
+  labels = tf.constant(np.load(os.path.join(folder, 'labels.npy')))
+
+  def read(indices):
+    return np.array([images[offsets[i]:offsets[i + 1]].tobytes() for i in indices], object)
+
+  def fetch(indices):
+    jpegs = tf.numpy_function(read, [indices], tf.string, stateful=False)
+    return tf.ensure_shape(jpegs, indices.shape), tf.gather(labels, indices)
+  return dataclasses.replace(source, fetch=fetch, load=lambda payload: payload,
+                             fingerprint=f'{source.fingerprint} downsampled {side}')

@@ -38,9 +38,13 @@ def _resize_jpeg(image_bytes, window, size: int):
       scaled = tf.concat([window[:2] // ratio, tf.maximum(window[2:] // ratio, 1)], 0)
       image = tf.io.decode_and_crop_jpeg(image_bytes, scaled, channels=3, ratio=ratio,
                                          dct_method='INTEGER_FAST')
-      return tf.image.resize(image, [size, size], method='bilinear')
+      resized = lambda: _to_uint8(tf.image.resize(image, [size, size], method='bilinear'))
+      if ratio > 1:
+        return resized()
+      # A window of exactly size x size (a crop of a down-sampled copy): the resize is the identity.
+      return tf.cond(tf.reduce_all(tf.shape(image)[:2] == size), lambda: image, resized)
     return decode
-  return _to_uint8(tf.switch_case(k, [branch(r) for r in DCT_RATIOS]))
+  return tf.switch_case(k, [branch(r) for r in DCT_RATIOS])
 
 
 def decode_resized(image_bytes, window_fn, size: int):

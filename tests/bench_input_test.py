@@ -7,9 +7,11 @@ from alexnet_jax.tools import bench_input
 def test_benchmark_measures_every_contender_in_one_run():
   jpegs = bench_input.make_jpegs(4)
   figures = bench_input.run(jpegs, batch_size=4, size=32, rounds=1, seconds=0.2)
-  assert set(figures) == {'pipeline', 'pil', 'decode_resize', 'decode_crop', 'decode_full'}
+  assert set(figures) == {'pipeline', 'pipeline_downsampled', 'pil', 'decode_resize',
+                          'decode_crop', 'decode_full', 'write_downsampled'}
   assert all(f['per_core'] > 0 and f['wall'] > 0 for f in figures.values())
   assert 'x the PIL loop' in bench_input.report(figures)
+  assert 'down-sampled copy' in bench_input.report(figures)
 
 
 def test_jpegs_are_imagenet_sized():

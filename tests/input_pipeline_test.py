@@ -14,7 +14,7 @@ from configs import default
 
 def data_config(**overrides):
   config = default.get_config().data
-  config.update(dict(image_size=16, batch_size=4, **overrides))
+  config.update(dict(dict(image_size=16, batch_size=4), **overrides))
   return config
 
 

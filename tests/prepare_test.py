@@ -17,3 +17,18 @@ def test_folder_check_reports_readable_images(tmp_path, capsys):
   (tmp_path / 'photos' / 'b' / 'bad.png').write_bytes(b'\x89PNG broken')
   prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'), splits=['train'])
   assert 'train: 5 readable images' in capsys.readouterr().out
+
+
+def test_downsample_for_writes_the_copy_training_then_reuses(tmp_path, capsys):
+  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top
+  from tests.input_pipeline_test import data_config, write_folder  # pylint: disable=g-import-not-at-top
+  write_folder(tmp_path / 'photos', {'a': 2, 'b': 3})
+  prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
+                  splits=['train'], downsample_for=16)
+  assert 'train: down-sampled copy of 5 images for data.image_size=16 ready' in capsys.readouterr().out
+  (copy,) = (tmp_path / 'tfds' / data_sources.DOWNSAMPLED_FOLDER).glob('18px_*')
+  written = (copy / 'images.bin').stat().st_mtime_ns
+  config = data_config(name=f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
+                       downsample=True)
+  assert data_sources.open_source(config, 'train').num_examples == 5
+  assert (copy / 'images.bin').stat().st_mtime_ns == written  # training read it, did not rewrite

@@ -3,10 +3,13 @@
   python -m alexnet_jax.tools.prepare --dataset=imagenet2012 --manual_dir=/data/imagenet [--data_dir=...]
   python -m alexnet_jax.tools.prepare --dataset=cifar10          # downloads, where the network allows
   python -m alexnet_jax.tools.prepare --dataset=folder:/photos --splits=train,validation
+  python -m alexnet_jax.tools.prepare --dataset=imagenet2012 --manual_dir=... --downsample_for=224
 
 TFDS datasets are built as array_record (random access, as the input pipeline needs); then every
 image is decoded once and the corrupt ones are listed beside the dataset, so that training with
-data.on_corrupt='skip' leaves them out and 'error' names them before the first step.
+data.on_corrupt='skip' leaves them out and 'error' names them before the first step. With
+--downsample_for=S it also writes the paper's down-sampled copy that training with
+data.image_size=S and data.downsample=True reads (else written on that run's first use).
 """
 import sys
 import time
@@ -22,11 +25,16 @@ flags.DEFINE_string('manual_dir', '', 'Folder with the manually downloaded archi
 flags.DEFINE_string('data_dir', '', "TFDS data_dir ('': ~/tensorflow_datasets).")
 flags.DEFINE_list('splits', ['train', 'validation'], 'Splits to check for corrupt images.')
 flags.DEFINE_bool('verify', True, 'Decode every image once to find corrupt ones.')
+flags.DEFINE_integer('downsample_for', 0, 'Crop size S: also write the down-sampled copy '
+                     '(squares of 256/224 x S) for data.downsample=True; 0: none.')
 
 
 def prepare(dataset: str, *, manual_dir: str = '', data_dir: str = '',
-            splits=('train', 'validation'), verify: bool = True) -> dict:
-  """Builds (TFDS) and checks the dataset; returns {split: [corrupt index, ...]}."""
+            splits=('train', 'validation'), verify: bool = True, downsample_for: int = 0) -> dict:
+  """Builds (TFDS) and checks the dataset, and writes down-sampled copies if asked.
+
+  Returns {split: [corrupt index, ...]} (empty for folders and without verify).
+  """
   config = ml_collections.ConfigDict(dict(name=dataset, manual_dir=manual_dir, data_dir=data_dir,
                                           on_corrupt='skip'))
   if not dataset.startswith('folder:'):
@@ -34,16 +42,22 @@ def prepare(dataset: str, *, manual_dir: str = '', data_dir: str = '',
     print(f'Preparing {dataset} in {data_sources.tfds_builder(dataset, data_dir).data_dir} ...')
     data_sources.prepare_tfds(dataset, data_dir, manual_dir)
     print(f'Prepared in {time.time() - start:.0f} s.')
-  if not verify:
-    return {}
-  if dataset.startswith('folder:'):  # a folder source checks itself (skips are logged) and caches
+  corrupt = {}
+  if verify and dataset.startswith('folder:'):  # a folder checks itself (skips logged), cached
     for split in splits:
       print(f'{split}: {data_sources.open_source(config, split).num_examples} readable images')
-    return {}
-  print(f'Decoding every image of {", ".join(splits)} once to find corrupt ones ...')
-  corrupt = data_sources.record_corrupt(config, list(splits))
-  for split, indices in corrupt.items():
-    print(f'{split}: {len(indices)} corrupt image(s)' + (f', indices {indices[:10]}' if indices else ''))
+  elif verify:
+    print(f'Decoding every image of {", ".join(splits)} once to find corrupt ones ...')
+    corrupt = data_sources.record_corrupt(config, list(splits))
+    for split, indices in corrupt.items():
+      print(f'{split}: {len(indices)} corrupt image(s)' +
+            (f', indices {indices[:10]}' if indices else ''))
+  if downsample_for:
+    config.update(dict(downsample=True, image_size=downsample_for))
+    for split in splits:
+      start, source = time.time(), data_sources.open_source(config, split)
+      print(f'{split}: down-sampled copy of {source.num_examples} images for data.image_size='
+            f'{downsample_for} ready ({time.time() - start:.0f} s)')
   return corrupt
 
 
@@ -51,7 +65,7 @@ def main(argv):
   del argv
   try:
     prepare(FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-            splits=FLAGS.splits, verify=FLAGS.verify)
+            splits=FLAGS.splits, verify=FLAGS.verify, downsample_for=FLAGS.downsample_for)
   except data_sources.DataError as e:
     print(f'Error: {e}', file=sys.stderr)
     sys.exit(1)

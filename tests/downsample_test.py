@@ -1,0 +1,106 @@
+"""The paper's down-sampled copy (data.downsample): written once, faithful, used by the pipeline."""
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from alexnet_jax import data_sources, input_pipeline, preprocess
+from alexnet_jax.data_sources import DataError
+from alexnet_jax.tools import fake_imagenet
+from tests.input_pipeline_test import data_config
+
+
+SIZE = 64
+SIDE = preprocess.resize_side(SIZE)  # 73: the copy's squares
+
+
+def write_folder(root, counts, *, seed=0):
+  """root/<class>/<i>.{jpg,png}: drawn shapes (smooth enough for JPEG), JPEG and PNG alternating."""
+  rng = np.random.default_rng(seed)
+  for label, (name, count) in enumerate(counts.items()):
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(count):
+      image = fake_imagenet.draw_image(rng, label + 2 * i, 80 + i % 3, 96, noise=0.0)
+      Image.fromarray(image).save(os.path.join(root, name, f'{i}.{"png" if i % 2 else "jpg"}'),
+                                  quality=95)
+
+
+@pytest.fixture
+def photos(tmp_path):
+  write_folder(tmp_path / 'photos' / 'train', {'cat': 5, 'dog': 4})
+  write_folder(tmp_path / 'photos' / 'val', {'cat': 3, 'dog': 4}, seed=1)
+  return data_config(name=f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
+                     image_size=SIZE)
+
+
+def copy_folder(config):
+  root = os.path.join(config.data_dir, data_sources.DOWNSAMPLED_FOLDER)
+  return [os.path.join(root, f) for f in sorted(os.listdir(root)) if not f.startswith('.')]
+
+
+def test_copy_holds_the_central_square_of_every_image_with_its_label(photos):
+  original = data_sources.open_source(photos, 'train')
+  photos.downsample = True
+  copy = data_sources.open_source(photos, 'train')
+  assert copy.num_examples == original.num_examples == 9
+  indices = np.arange(9)
+  jpegs, labels = copy.fetch(indices)
+  payloads, original_labels = original.fetch(indices)
+  np.testing.assert_array_equal(labels, original_labels)
+  for jpeg, payload in zip(jpegs.numpy(), payloads.numpy()):
+    stored = np.asarray(Image.open(io.BytesIO(jpeg)))
+    assert Image.open(io.BytesIO(jpeg)).format == 'JPEG' and stored.shape == (SIDE, SIDE, 3)
+    expected = preprocess.decode_resized(original.load(tf.constant(payload)),
+                                         preprocess.square_window, SIDE).numpy()
+    assert np.abs(stored.astype(float) - expected).mean() < 8  # JPEG, 4:2:0 chroma: not bit-exact
+
+
+def test_copy_is_written_once_and_reused(photos):
+  photos.downsample = True
+  data_sources.open_source(photos, 'train')
+  (folder,) = copy_folder(photos)
+  stamp = os.path.getmtime(os.path.join(folder, 'images.bin'))
+  data_sources.open_source(photos, 'train')
+  assert copy_folder(photos) == [folder]
+  assert os.path.getmtime(os.path.join(folder, 'images.bin')) == stamp
+  data_sources.open_source(photos, 'validation')  # another split: its own copy
+  assert len(copy_folder(photos)) == 2
+
+
+def test_changed_images_get_a_new_copy(photos, tmp_path):
+  photos.downsample = True
+  data_sources.open_source(photos, 'train')
+  write_folder(tmp_path / 'photos' / 'train', {'cat': 6})  # one more cat
+  assert data_sources.open_source(photos, 'train').num_examples == 10
+  assert len(copy_folder(photos)) == 2
+
+
+def test_damaged_copy_is_a_one_line_error(photos):
+  photos.downsample = True
+  data_sources.open_source(photos, 'train')
+  (folder,) = copy_folder(photos)
+  np.save(os.path.join(folder, 'offsets.npy'), np.zeros(3, np.int64))
+  with pytest.raises(DataError, match='delete that folder'):
+    data_sources.open_source(photos, 'train')
+
+
+def test_pipeline_crops_the_copy_without_resizing(photos):
+  """From a copy at resize_side(size), the paper's crop window is size x size: no resampling."""
+  photos.downsample = True
+  photos.flip = False
+  batch = next(input_pipeline.create_train_iterator(photos, seed=0, num_classes=2))
+  assert batch['image'].shape == (4, SIZE, SIZE, 3) and batch['image'].dtype == np.uint8
+  copy = data_sources.open_source(photos, 'train')
+  squares = [tf.io.decode_jpeg(j, dct_method='INTEGER_FAST').numpy().astype(int)
+             for j in copy.fetch(np.arange(9))[0].numpy()]
+  # Every training image is a size x size sub-array of some stored square (up to the JPEG
+  # decoder's chroma upsampling at the window's edge), not a resampling of it.
+  for image in batch['image']:
+    errors = [np.abs(square[y:y + SIZE, x:x + SIZE] - image).mean() for square in squares
+              for y in range(SIDE - SIZE + 1) for x in range(SIDE - SIZE + 1)]
+    assert min(errors) < 0.5
+  evaluation = next(input_pipeline.create_eval_iterator(photos, seed=0, num_classes=2))
+  assert evaluation['image'].shape == (4, SIZE, SIZE, 3)
