@@ -286,12 +286,18 @@ def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Sour
       os.makedirs(partial)
       _write_downsampled(source, side, partial)
       os.rename(partial, folder)
-  offsets = np.load(os.path.join(folder, 'offsets.npy'))
-  if len(offsets) != source.num_examples + 1:
-    raise DataError(f'The down-sampled copy {folder} does not match its source ({len(offsets) - 1} '
-                    f'vs {source.num_examples} images): delete that folder to write it again.')
-  images = np.memmap(os.path.join(folder, 'images.bin'), np.uint8, mode='r')
-  labels = tf.constant(np.load(os.path.join(folder, 'labels.npy')))
+  try:
+    offsets = np.load(os.path.join(folder, 'offsets.npy'))
+    labels = np.load(os.path.join(folder, 'labels.npy'))
+    images = np.memmap(os.path.join(folder, 'images.bin'), np.uint8, mode='r')
+    intact = (len(offsets) == len(labels) + 1 == source.num_examples + 1 and
+              offsets[-1] == images.size)
+  except (OSError, ValueError):
+    intact = False
+  if not intact:
+    raise DataError(f'The down-sampled copy {folder} is damaged or does not match its source '
+                    f'({source.num_examples} images): delete that folder to write it again.')
+  labels = tf.constant(labels)
 
   def read(indices):
     return np.array([images[offsets[i]:offsets[i + 1]].tobytes() for i in indices], object)

@@ -40,3 +40,19 @@ def test_benchmark_writes_every_figure(tmp_path):
     assert figures['params'] == 61_100_840
     for key in ('images_per_sec', 'step_ms', 'mfu', 'first_step_s', 'peak_rss_mib'):
       assert figures[key] > 0, (name, key)
+
+
+def test_layer_profile_times_every_layer_in_both_frameworks(tmp_path):
+  pytest.importorskip('torch')
+  from alexnet_jax.tools import layer_profile  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'layers.json'
+  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.layer_profile', '--batch=2',
+                  '--image_size=64', '--reps=1', '--rounds=1', f'--json={path}'],
+                 check=True, timeout=600, cwd=benchmark.ROOT)
+  result = json.loads(path.read_text())
+  names = [layer['name'] for layer in layer_profile.layers(64)]
+  assert names == ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'conv5', 'pool5',
+                   'fc6', 'fc7', 'fc8']
+  for framework in ('jax', 'torch'):
+    assert list(result[framework]) == names
+    assert all(ms > 0 for ms in result[framework].values())

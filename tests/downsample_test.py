@@ -82,8 +82,15 @@ def test_damaged_copy_is_a_one_line_error(photos):
   photos.downsample = True
   data_sources.open_source(photos, 'train')
   (folder,) = copy_folder(photos)
-  np.save(os.path.join(folder, 'offsets.npy'), np.zeros(3, np.int64))
-  with pytest.raises(DataError, match='delete that folder'):
+  images = os.path.join(folder, 'images.bin')
+  with open(images, 'rb') as f:
+    data = f.read()
+  with open(images, 'wb') as f:
+    f.write(data[:-100])  # truncated
+  with pytest.raises(DataError, match='damaged.*delete that folder'):
+    data_sources.open_source(photos, 'train')
+  os.remove(os.path.join(folder, 'labels.npy'))
+  with pytest.raises(DataError, match='damaged.*delete that folder'):
     data_sources.open_source(photos, 'train')
 
 

@@ -178,11 +178,13 @@ def serve(framework: str) -> None:
 class Worker:
   """A framework's worker process: setup at start, then one command at a time."""
 
-  def __init__(self, framework: str):
+  def __init__(self, framework: str, module: str = 'alexnet_jax.tools.benchmark',
+               args: tuple[str, ...] | None = None):
     self.framework = framework
-    argv = [sys.executable, '-m', 'alexnet_jax.tools.benchmark', f'--worker={framework}',
-            f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}',
-            f'--warmup={FLAGS.warmup}']
+    if args is None:
+      args = (f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}',
+              f'--warmup={FLAGS.warmup}')
+    argv = [sys.executable, '-m', module, f'--worker={framework}', *args]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
     self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     text=True, cwd=ROOT, env=env)

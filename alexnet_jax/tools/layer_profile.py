@@ -1,0 +1,178 @@
+"""Per layer: forward + backward time of this project's ops beside PyTorch's, in one run.
+
+  python -m alexnet_jax.tools.layer_profile [--batch 64] [--image_size 224] [--reps 5] [--rounds 5]
+      [--json PATH]
+
+Where a train step's time goes, layer by layer, in torchvision's AlexNet layout (fp32): each conv
+(with its ReLU), each 3/2 max pool, each dense layer (with its ReLU). A layer's time is one forward
+and its backward pass for a fixed random output gradient: weight and input gradients, except
+conv1 which has no input gradient, as in training. JAX runs the project's own ops
+(model.Conv, pooling.max_pool, model.SplitDense) jitted, with alexnet_jax.xla_flags; PyTorch runs
+torch.nn's layers with all cores. Each framework is a worker process of its own; they take turns
+per round (order swapped each round); the table gives medians over rounds of each round's median
+over --reps. What the layers leave out of a step (dropout, adaptive pooling, loss, optimizer
+update) is the step time of tools/benchmark minus the sum here.
+"""
+import json
+import os
+import statistics
+import sys
+import time
+
+from absl import app, flags
+
+from alexnet_jax.tools import benchmark
+
+FLAGS = flags.FLAGS  # --batch, --image_size, --rounds, --json, --worker: tools/benchmark's flags
+flags.DEFINE_integer('reps', 5, 'Timed forward + backward passes per layer and round.')
+
+
+def layers(image_size: int) -> list[dict]:
+  """torchvision AlexNet's layers with their input shapes (NHWC), in order."""
+  out, size, channels = [], image_size, 3
+  for i, (features, kernel, stride, pad, pool) in enumerate(benchmark.CONVS):
+    out.append(dict(name=f'conv{i + 1}', kind='conv', hw=size, cin=channels, features=features,
+                    kernel=kernel, stride=stride, pad=pad, input_grad=i > 0))
+    size, channels = (size + 2 * pad - kernel) // stride + 1, features
+    if pool:
+      out.append(dict(name=f'pool{i + 1}', kind='pool', hw=size, cin=channels, input_grad=True))
+      size = (size - 3) // 2 + 1
+  for i, (fan_in, fan_out) in enumerate(benchmark.DENSE):
+    out.append(dict(name=f'fc{i + 6}', kind='dense', cin=fan_in, features=fan_out, relu=i < 2,
+                    input_grad=i > 0))
+  return out
+
+
+def jax_layers(batch: int, image_size: int) -> dict:
+  """{name: run()} of jitted forward + backward passes of the project's ops."""
+  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.apply()
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import model as model_lib, pooling  # pylint: disable=g-import-not-at-top
+  runs, key = {}, jax.random.key(0)
+  for layer in layers(image_size):
+    shape = ((batch, layer['hw'], layer['hw'], layer['cin']) if layer['kind'] != 'dense'
+             else (batch, layer['cin']))
+    x = jax.random.normal(key, shape)
+    if layer['kind'] == 'pool':
+      module, params = None, {}
+      apply = lambda params, x: pooling.max_pool(x, 3, 2)
+    else:
+      module = (model_lib.Conv(layer['features'], layer['kernel'], layer['stride'], layer['pad'])
+                if layer['kind'] == 'conv' else model_lib.SplitDense(layer['features']))
+      params = module.init(key, x)
+      relu = layer['kind'] == 'conv' or layer['relu']
+      apply = (lambda module, relu: lambda params, x: (jax.nn.relu if relu else (lambda y: y))(
+          module.apply(params, x)))(module, relu)
+    grad = jax.random.normal(key, jax.eval_shape(apply, params, x).shape)
+    argnums = (0, 1) if layer['input_grad'] else (0,)
+    step = jax.jit(lambda params, x, grad, apply=apply, argnums=argnums: jax.vjp(
+        lambda *a: apply(*a), params, x)[1](grad) if len(argnums) == 2 else jax.vjp(
+        lambda p: apply(p, x), params)[1](grad))
+    runs[layer['name']] = (lambda step, params, x, grad: lambda: jax.block_until_ready(
+        step(params, x, grad)))(step, params, x, grad)
+  del jnp
+  return runs
+
+
+def torch_layers(batch: int, image_size: int) -> dict:
+  """{name: run()} of forward + backward passes of torch.nn's layers, all cores."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(os.cpu_count())
+  torch.manual_seed(0)
+  runs = {}
+  for layer in layers(image_size):
+    if layer['kind'] == 'conv':
+      module = torch.nn.Sequential(torch.nn.Conv2d(layer['cin'], layer['features'],
+                                                   layer['kernel'], layer['stride'], layer['pad']),
+                                   torch.nn.ReLU())
+      shape = (batch, layer['cin'], layer['hw'], layer['hw'])
+    elif layer['kind'] == 'pool':
+      module, shape = torch.nn.MaxPool2d(3, 2), (batch, layer['cin'], layer['hw'], layer['hw'])
+    else:
+      linear = torch.nn.Linear(layer['cin'], layer['features'])
+      module = torch.nn.Sequential(linear, torch.nn.ReLU()) if layer['relu'] else linear
+      shape = (batch, layer['cin'])
+    x = torch.randn(shape, requires_grad=layer['input_grad'])
+    grad = torch.randn(module(x).shape)
+
+    def run(module=module, x=x, grad=grad):
+      module.zero_grad(set_to_none=True)
+      x.grad = None
+      module(x).backward(grad)
+    runs[layer['name']] = run
+  return runs
+
+
+def serve(framework: str) -> None:
+  """Worker: builds and warms every layer, then 'run REPS' -> {layer: median seconds}."""
+  out = os.fdopen(os.dup(1), 'w')
+  os.dup2(2, 1)  # library chatter to stderr, the protocol alone to `out`
+  runs = (jax_layers if framework == 'jax' else torch_layers)(FLAGS.batch, FLAGS.image_size)
+  for run in runs.values():
+    run()  # compile / warm up
+  reply = {'layers': list(runs)}
+  while True:
+    out.write(json.dumps(reply) + '\n')
+    out.flush()
+    command = sys.stdin.readline().split() or ['done']
+    if command[0] != 'run':
+      out.write('{}\n')
+      out.close()
+      return
+    reply = {}
+    for name, run in runs.items():
+      times = []
+      for _ in range(int(command[1])):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+      reply[name] = statistics.median(times)
+
+
+def measure() -> dict:
+  """{'jax': {layer: ms}, 'torch': {layer: ms}}: medians over alternating rounds."""
+  args = (f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}')
+  workers = {name: benchmark.Worker(name, 'alexnet_jax.tools.layer_profile', args)
+             for name in ('jax', 'torch')}
+  rounds = {name: [] for name in workers}
+  try:
+    for r in range(FLAGS.rounds):
+      for name in (('jax', 'torch') if r % 2 == 0 else ('torch', 'jax')):
+        rounds[name].append(workers[name].ask(f'run {FLAGS.reps}'))
+  finally:
+    for worker in workers.values():
+      worker.close()
+  return {name: {layer: 1e3 * statistics.median(r[layer] for r in got) for layer in got[0]}
+          for name, got in rounds.items()}
+
+
+def table(result: dict) -> str:
+  jax_ms, torch_ms = result['jax'], result['torch']
+  lines = [f"Forward + backward per layer (ms), torchvision layout, fp32, batch {FLAGS.batch}, "
+           f"{FLAGS.image_size}x{FLAGS.image_size}; {benchmark._cpu_name()}, {os.cpu_count()} cores",  # pylint: disable=protected-access
+           f"{'layer':8}{'JAX':>10}{'PyTorch':>10}{'JAX/PyTorch':>13}"]
+  for layer in jax_ms:
+    lines.append(f'{layer:8}{jax_ms[layer]:10.1f}{torch_ms[layer]:10.1f}'
+                 f'{jax_ms[layer] / torch_ms[layer]:13.2f}')
+  total_jax, total_torch = sum(jax_ms.values()), sum(torch_ms.values())
+  lines.append(f"{'sum':8}{total_jax:10.1f}{total_torch:10.1f}{total_jax / total_torch:13.2f}")
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  if FLAGS.worker:
+    sys.path.insert(0, benchmark.ROOT)
+    serve(FLAGS.worker)
+    return
+  result = measure()
+  print(table(result))
+  if FLAGS.json:
+    with open(FLAGS.json, 'w') as f:
+      json.dump(dict(result, batch=FLAGS.batch, image_size=FLAGS.image_size), f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)
