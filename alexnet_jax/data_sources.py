@@ -28,6 +28,7 @@ CORRUPT_FILE = 'alexnet_jax_corrupt.json'  # written by tools/prepare beside a T
 IMAGENET_FILES = {'train': 'ILSVRC2012_img_train.tar', 'validation': 'ILSVRC2012_img_val.tar'}
 DOWNSAMPLED_FOLDER = 'alexnet_jax_downsampled'  # under data_dir (or TFDS's default)
 DOWNSAMPLED_QUALITY = 95  # JPEG quality of the down-sampled copy
+DOWNSAMPLED_VERSION = 1  # of _write_downsampled: part of the copy's key
 
 
 class DataError(ValueError):
@@ -161,6 +162,13 @@ def folder_source(root: str, split: str, data_config) -> Source:
   return _checked(source, corrupt, data_config.on_corrupt, f'folder:{root} split {split}')
 
 
+def _folder_stamp(folder: str) -> str:
+  """Names, sizes and mtimes of a folder's files: changes when the dataset is built again."""
+  return json.dumps([(f, os.path.getsize(os.path.join(folder, f)),
+                      os.path.getmtime(os.path.join(folder, f))) for f in sorted(os.listdir(folder))
+                     if os.path.isfile(os.path.join(folder, f))])
+
+
 def tfds_builder(name: str, data_dir: str = ''):
   try:
     return tfds.builder(name, data_dir=data_dir or None, file_format='array_record')
@@ -208,7 +216,7 @@ def tfds_source(data_config, split: str) -> Source:
   source = Source(num_examples=len(records), num_classes=builder.info.features[label_key].num_classes,
                   fetch=fetch, load=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]',
-                  fingerprint=f'tfds {builder.data_dir} {split}')
+                  fingerprint=f'tfds {split} {_folder_stamp(builder.data_dir)}')
   corrupt_file = os.path.join(builder.data_dir, CORRUPT_FILE)
   corrupt = {}
   if os.path.exists(corrupt_file):
@@ -252,15 +260,44 @@ def _write_downsampled(source: Source, side: int, folder: str) -> None:
   dataset = dataset.map(square, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   offsets, labels, start = [0], [], time.time()
   with open(os.path.join(folder, 'images.bin'), 'wb') as f:
-    for i, (jpeg, label) in enumerate(dataset.prefetch(64).as_numpy_iterator()):
-      f.write(jpeg)
-      offsets.append(offsets[-1] + len(jpeg))
-      labels.append(label)
-      if (i + 1) % 10000 == 0:
-        logging.info('Down-sampled %d / %d images (%.0f/s).', i + 1, source.num_examples,
-                     (i + 1) / (time.time() - start))
+    try:
+      for i, (jpeg, label) in enumerate(dataset.prefetch(64).as_numpy_iterator()):
+        f.write(jpeg)
+        offsets.append(offsets[-1] + len(jpeg))
+        labels.append(label)
+        if (i + 1) % 10000 == 0:
+          logging.info('Down-sampled %d / %d images (%.0f/s).', i + 1, source.num_examples,
+                       (i + 1) / (time.time() - start))
+    except tf.errors.OpError as e:
+      raise DataError(f'Image {source.describe(len(labels))} could not be down-sampled '
+                      f'({str(e).splitlines()[0][:120]}): list the corrupt images with python -m '
+                      'alexnet_jax.tools.prepare (--verify) and set data.on_corrupt=skip.') from None
   np.save(os.path.join(folder, 'offsets.npy'), np.array(offsets, np.int64))
   np.save(os.path.join(folder, 'labels.npy'), np.array(labels, np.int32))
+
+
+def _write_downsampled_once(source: Source, side: int, root: str, folder: str, key: str) -> None:
+  """Writes the copy into folder unless another local process does: that one writes, this waits."""
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, f'.{key}.lock'), 'w') as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      logging.info('Waiting for another process to write the down-sampled copy %s.', folder)
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    if os.path.isdir(folder):  # written while this process waited
+      return
+    logging.info('Writing a %dx%d down-sampled copy of %d images to %s (once).', side, side,
+                 source.num_examples, folder)
+    partial = folder + '.partial'
+    shutil.rmtree(partial, ignore_errors=True)
+    os.makedirs(partial)
+    try:
+      _write_downsampled(source, side, partial)
+    except BaseException:
+      shutil.rmtree(partial, ignore_errors=True)
+      raise
+    os.rename(partial, folder)
 
 
 def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Source:
@@ -268,24 +305,22 @@ def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Sour
 
   The paper trained on such a copy at 256 (random 224 crops of it): per epoch a 256x256 JPEG is
   decoded instead of the full image, about a third of the bytes. The copy is written once (about
-  260 ImageNet-sized images/s per core), keyed by the source's fingerprint and `side`, under
-  <data_dir>/alexnet_jax_downsampled/; it is moved into place only when complete.
+  230-260 ImageNet-sized images/s per core), keyed by the source's fingerprint (the split as
+  named, e.g. 'train[:90%]', and the dataset's files) and `side`, under
+  <data_dir>/alexnet_jax_downsampled/; it is moved into place only when complete. Copies of
+  datasets that changed since are not deleted: remove old folders there by hand.
   """
-  key = hashlib.sha1(f'{source.fingerprint} {source.num_examples} {side} '
-                     f'{DOWNSAMPLED_QUALITY}'.encode()).hexdigest()[:16]
+  key = hashlib.sha1(f'{source.fingerprint} {source.num_examples} {side} {DOWNSAMPLED_QUALITY} '
+                     f'{DOWNSAMPLED_VERSION}'.encode()).hexdigest()[:16]
   root = os.path.join(data_dir or os.path.expanduser('~/tensorflow_datasets'), DOWNSAMPLED_FOLDER)
   folder = os.path.join(root, f'{side}px_{key}')
-  os.makedirs(root, exist_ok=True)
-  with open(os.path.join(root, f'.{key}.lock'), 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)  # several local processes: one writes, the others wait
-    if not os.path.isdir(folder):
-      logging.info('Writing a %dx%d down-sampled copy of %d images to %s.', side, side,
-                   source.num_examples, folder)
-      partial = folder + '.partial'
-      shutil.rmtree(partial, ignore_errors=True)
-      os.makedirs(partial)
-      _write_downsampled(source, side, partial)
-      os.rename(partial, folder)
+  if not os.path.isdir(folder):  # a finished copy is only read: a read-only data_dir will do
+    try:
+      _write_downsampled_once(source, side, root, folder, key)
+    except OSError as e:
+      raise DataError(f'Cannot write the down-sampled copy under {root} ({e.strerror}): make '
+                      'data.data_dir writable, or prepare the copy there with python -m '
+                      'alexnet_jax.tools.prepare --downsample_for=<image_size>.') from None
   try:
     offsets = np.load(os.path.join(folder, 'offsets.npy'))
     labels = np.load(os.path.join(folder, 'labels.npy'))

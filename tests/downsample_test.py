@@ -111,3 +111,15 @@ def test_pipeline_crops_the_copy_without_resizing(photos):
     assert min(errors) < 0.5
   evaluation = next(input_pipeline.create_eval_iterator(photos, seed=0, num_classes=2))
   assert evaluation['image'].shape == (4, SIZE, SIZE, 3)
+
+
+def test_undecodable_image_while_writing_the_copy_is_a_one_line_error(tmp_path):
+  good = fake_imagenet.encode_jpeg(fake_imagenet.draw_image(np.random.default_rng(0), 0, 40, 50))
+  images = tf.constant([good, b'\xff\xd8 not a jpeg', good])
+  source = data_sources.Source(
+      num_examples=3, num_classes=1,
+      fetch=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
+      load=lambda payload: payload, describe=lambda i: f'photo{i}.jpg', fingerprint='three')
+  with pytest.raises(DataError, match=r'photo1.jpg could not be down-sampled.*on_corrupt=skip'):
+    data_sources.downsampled_source(source, side=SIDE, data_dir=str(tmp_path))
+  assert not copy_folder(data_config(data_dir=str(tmp_path)))  # no partial copy left behind

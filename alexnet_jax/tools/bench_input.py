@@ -11,7 +11,8 @@ in alternating rounds, on JPEGs drawn in the run (about 400x350, 110 KB, as Imag
                the copy is written once before the rounds, at the rate shown as write_downsampled
   pil          the same work with PIL + numpy: decode, crop, bilinear resize, flip, offsets, np.stack
   decode_resize  decode_and_crop_jpeg of the same windows + bilinear resize to the crop size, batched:
-               the two ops the pipeline cannot do without, i.e. its ceiling in TF
+               the two ops the pipeline cannot do without at 224 (a reference: at small crops the
+               pipeline decodes at reduced DCT scale and can beat it)
   decode_crop  tf.io.decode_and_crop_jpeg of the same crop windows alone
   decode_full  tf.io.decode_jpeg of the whole image alone
 Figures are images per CPU-second of this process (time.process_time), medians over rounds: on a

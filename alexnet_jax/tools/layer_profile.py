@@ -6,7 +6,7 @@
 Where a train step's time goes, layer by layer, in torchvision's AlexNet layout (fp32): each conv
 (with its ReLU), each 3/2 max pool, each dense layer (with its ReLU). A layer's time is one forward
 and its backward pass for a fixed random output gradient: weight and input gradients, except
-conv1 which has no input gradient, as in training. JAX runs the project's own ops
+conv1 which has no input gradient, as in training; the forward output is kept (not optimised away). JAX runs the project's own ops
 (model.Conv, pooling.max_pool, model.SplitDense) jitted, with alexnet_jax.xla_flags; PyTorch runs
 torch.nn's layers with all cores. Each framework is a worker process of its own; they take turns
 per round (order swapped each round); the table gives medians over rounds of each round's median
@@ -39,7 +39,7 @@ def layers(image_size: int) -> list[dict]:
       size = (size - 3) // 2 + 1
   for i, (fan_in, fan_out) in enumerate(benchmark.DENSE):
     out.append(dict(name=f'fc{i + 6}', kind='dense', cin=fan_in, features=fan_out, relu=i < 2,
-                    input_grad=i > 0))
+                    input_grad=True))  # fc6's input gradient flows on into conv5
   return out
 
 
@@ -66,10 +66,14 @@ def jax_layers(batch: int, image_size: int) -> dict:
       apply = (lambda module, relu: lambda params, x: (jax.nn.relu if relu else (lambda y: y))(
           module.apply(params, x)))(module, relu)
     grad = jax.random.normal(key, jax.eval_shape(apply, params, x).shape)
-    argnums = (0, 1) if layer['input_grad'] else (0,)
-    step = jax.jit(lambda params, x, grad, apply=apply, argnums=argnums: jax.vjp(
-        lambda *a: apply(*a), params, x)[1](grad) if len(argnums) == 2 else jax.vjp(
-        lambda p: apply(p, x), params)[1](grad))
+    def step(params, x, grad, apply=apply, input_grad=layer['input_grad']):
+      # The forward output is returned too: else XLA drops forward work the backward does not use.
+      if input_grad:
+        y, vjp = jax.vjp(apply, params, x)
+      else:
+        y, vjp = jax.vjp(lambda p: apply(p, x), params)
+      return y, vjp(grad)
+    step = jax.jit(step)
     runs[layer['name']] = (lambda step, params, x, grad: lambda: jax.block_until_ready(
         step(params, x, grad)))(step, params, x, grad)
   del jnp

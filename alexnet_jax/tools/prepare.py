@@ -9,7 +9,8 @@ TFDS datasets are built as array_record (random access, as the input pipeline ne
 image is decoded once and the corrupt ones are listed beside the dataset, so that training with
 data.on_corrupt='skip' leaves them out and 'error' names them before the first step. With
 --downsample_for=S it also writes the paper's down-sampled copy that training with
-data.image_size=S and data.downsample=True reads (else written on that run's first use).
+data.image_size=S and data.downsample=True reads (else written on that run's first use), one per
+split as named in --splits (a slice such as 'train[:90%]' is a split of its own here).
 """
 import sys
 import time
