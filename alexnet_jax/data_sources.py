@@ -146,10 +146,10 @@ def folder_source(root: str, split: str, data_config) -> Source:
   source = Source(num_examples=len(files), num_classes=len(classes),
                   fetch=lambda idx: (tf.gather(paths, idx), tf.gather(labels, idx)),
                   load=tf.io.read_file, describe=lambda i: files[i][0])
-  stamp = [(p, os.path.getsize(p), os.path.getmtime(p)) for p, _ in files]
-  source = dataclasses.replace(source, fingerprint=f'folder {split} {json.dumps(stamp)}')
+  stamp = _stamp([p for p, _ in files])
+  source = dataclasses.replace(source, fingerprint=f'folder {split} {stamp}')
   cache = os.path.join(data_config.data_dir or os.path.expanduser('~/tensorflow_datasets'),
-                       'alexnet_jax_folders', hashlib.sha1(json.dumps(stamp).encode()).hexdigest() + '.json')
+                       'alexnet_jax_folders', hashlib.sha1(stamp.encode()).hexdigest() + '.json')
   if os.path.exists(cache):
     with open(cache) as f:
       corrupt = json.load(f)
@@ -162,11 +162,9 @@ def folder_source(root: str, split: str, data_config) -> Source:
   return _checked(source, corrupt, data_config.on_corrupt, f'folder:{root} split {split}')
 
 
-def _folder_stamp(folder: str) -> str:
-  """Names, sizes and mtimes of a folder's files: changes when the dataset is built again."""
-  return json.dumps([(f, os.path.getsize(os.path.join(folder, f)),
-                      os.path.getmtime(os.path.join(folder, f))) for f in sorted(os.listdir(folder))
-                     if os.path.isfile(os.path.join(folder, f))])
+def _stamp(paths: list[str]) -> str:
+  """Paths, sizes and mtimes of files (JSON): changes when any of them is written again."""
+  return json.dumps([(p, os.path.getsize(p), os.path.getmtime(p)) for p in paths])
 
 
 def tfds_builder(name: str, data_dir: str = ''):
@@ -216,7 +214,8 @@ def tfds_source(data_config, split: str) -> Source:
   source = Source(num_examples=len(records), num_classes=builder.info.features[label_key].num_classes,
                   fetch=fetch, load=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]',
-                  fingerprint=f'tfds {split} {_folder_stamp(builder.data_dir)}')
+                  fingerprint=f'tfds {split} ' + _stamp(sorted(
+                      f.path for f in os.scandir(builder.data_dir) if f.is_file())))
   corrupt_file = os.path.join(builder.data_dir, CORRUPT_FILE)
   corrupt = {}
   if os.path.exists(corrupt_file):

@@ -22,7 +22,7 @@ def resize_side(size: int) -> int:
   return round(size * RESIZE_RATIO)
 
 
-def _to_uint8(image_HWC):
+def to_uint8(image_HWC):
   return tf.cast(image_HWC + 0.5, tf.uint8)  # bilinear stays in [0, 255]: +0.5 then truncate rounds
 
 
@@ -38,7 +38,7 @@ def _resize_jpeg(image_bytes, window, size: int):
       scaled = tf.concat([window[:2] // ratio, tf.maximum(window[2:] // ratio, 1)], 0)
       image = tf.io.decode_and_crop_jpeg(image_bytes, scaled, channels=3, ratio=ratio,
                                          dct_method='INTEGER_FAST')
-      resized = lambda: _to_uint8(tf.image.resize(image, [size, size], method='bilinear'))
+      resized = lambda: to_uint8(tf.image.resize(image, [size, size], method='bilinear'))
       if ratio > 1:
         return resized()
       # A window of exactly size x size (a crop of a down-sampled copy): the resize is the identity.
@@ -59,7 +59,7 @@ def decode_resized(image_bytes, window_fn, size: int):
   def other():
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     y, x, h, w = tf.unstack(window_fn(tf.shape(image)[:2]))
-    return _to_uint8(tf.image.resize(image[y:y + h, x:x + w], [size, size], antialias=True))
+    return to_uint8(tf.image.resize(image[y:y + h, x:x + w], [size, size], antialias=True))
   image = tf.cond(tf.io.is_jpeg(image_bytes), jpeg, other)
   image.set_shape([size, size, 3])
   return image

@@ -24,7 +24,6 @@ def get_config():
   config.data.eval_split = 'train[90%:]'
   config.data.image_size = 64
   config.data.batch_size = 64
-  config.data.shuffle_buffer = 4096
   config.model.fc_width = 512
   config.model.dropout_rate = 0.0
   config.model.weight_init = 'he'

@@ -86,7 +86,7 @@ def decode_batches(jpegs, batch_size: int, size: int, crop: bool, resize: bool =
                                      tf.stack([tf.constant(0, tf.int64), index]))
     image = tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3, dct_method='INTEGER_FAST')
     if resize:
-      return tf.cast(tf.image.resize(image, [size, size]) + 0.5, tf.uint8)
+      return preprocess.to_uint8(tf.image.resize(image, [size, size]))
     return tf.shape(image)
   dataset = tf.data.Dataset.counter(dtype=tf.int64).map(decode).batch(batch_size)
   return _one_thread(dataset).as_numpy_iterator()

@@ -147,22 +147,23 @@ def ensure_prepared(manual_dir: str, data_dir: str, *, num_classes: int = 10,
   Safe when several local processes call it at once: one generates, the others wait for it.
   """
   params = dict(num_classes=num_classes, train_per_class=train_per_class,
-                val_per_class=val_per_class, image_px=image_px, version=VERSION)
+                val_per_class=val_per_class, image_px=image_px)
+  stamp = dict(params, version=VERSION)  # what the marker records
   marker = os.path.join(data_dir, MARKER)
   os.makedirs(data_dir, exist_ok=True)
   with open(os.path.join(data_dir, '.fake_imagenet.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
     if os.path.exists(marker):
       with open(marker) as f:
-        if json.load(f) == params:
+        if json.load(f) == stamp:
           return
       raise ValueError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
                        'delete that folder or use another data_dir.')
     logging.info('Generating a fake ImageNet %s in %s.', params, manual_dir)
-    write(manual_dir, **{k: v for k, v in params.items() if k != 'version'})
+    write(manual_dir, **params)
     data_sources.prepare_tfds('imagenet2012', data_dir, manual_dir)
     with open(marker, 'w') as f:
-      json.dump(params, f)
+      json.dump(stamp, f)
 
 
 def main(argv):

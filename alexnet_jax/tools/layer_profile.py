@@ -13,11 +13,11 @@ per round (order swapped each round); the table gives medians over rounds of eac
 over --reps. What the layers leave out of a step (dropout, adaptive pooling, loss, optimizer
 update) is the step time of tools/benchmark minus the sum here.
 """
+import functools
 import json
 import os
 import statistics
 import sys
-import time
 
 from absl import app, flags
 
@@ -43,40 +43,49 @@ def layers(image_size: int) -> list[dict]:
   return out
 
 
+def _input_shape(layer: dict, batch: int, channels_first: bool) -> tuple[int, ...]:
+  if layer['kind'] == 'dense':
+    return batch, layer['cin']
+  hw = layer['hw']
+  return (batch, layer['cin'], hw, hw) if channels_first else (batch, hw, hw, layer['cin'])
+
+
 def jax_layers(batch: int, image_size: int) -> dict:
   """{name: run()} of jitted forward + backward passes of the project's ops."""
   from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()
   import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from alexnet_jax import model as model_lib, pooling  # pylint: disable=g-import-not-at-top
-  runs, key = {}, jax.random.key(0)
-  for layer in layers(image_size):
-    shape = ((batch, layer['hw'], layer['hw'], layer['cin']) if layer['kind'] != 'dense'
-             else (batch, layer['cin']))
-    x = jax.random.normal(key, shape)
+  key = jax.random.key(0)
+
+  def layer_fn(layer):
+    """(apply(params, x), params) of one layer, its ReLU included."""
     if layer['kind'] == 'pool':
-      module, params = None, {}
-      apply = lambda params, x: pooling.max_pool(x, 3, 2)
-    else:
-      module = (model_lib.Conv(layer['features'], layer['kernel'], layer['stride'], layer['pad'])
-                if layer['kind'] == 'conv' else model_lib.SplitDense(layer['features']))
-      params = module.init(key, x)
-      relu = layer['kind'] == 'conv' or layer['relu']
-      apply = (lambda module, relu: lambda params, x: (jax.nn.relu if relu else (lambda y: y))(
-          module.apply(params, x)))(module, relu)
-    grad = jax.random.normal(key, jax.eval_shape(apply, params, x).shape)
-    def step(params, x, grad, apply=apply, input_grad=layer['input_grad']):
+      return lambda params, x: pooling.max_pool(x, 3, 2), {}
+    module = (model_lib.Conv(layer['features'], layer['kernel'], layer['stride'], layer['pad'])
+              if layer['kind'] == 'conv' else model_lib.SplitDense(layer['features']))
+    activation = jax.nn.relu if layer['kind'] == 'conv' or layer['relu'] else lambda y: y
+    apply = lambda params, x: activation(module.apply(params, x))
+    return apply, module.init(key, jax.random.normal(key, _input_shape(layer, batch, False)))
+
+  def forward_backward(apply, input_grad: bool):
+    def step(params, x, grad):
       # The forward output is returned too: else XLA drops forward work the backward does not use.
       if input_grad:
         y, vjp = jax.vjp(apply, params, x)
       else:
         y, vjp = jax.vjp(lambda p: apply(p, x), params)
       return y, vjp(grad)
-    step = jax.jit(step)
-    runs[layer['name']] = (lambda step, params, x, grad: lambda: jax.block_until_ready(
-        step(params, x, grad)))(step, params, x, grad)
-  del jnp
+    return jax.jit(step)
+
+  runs = {}
+  for layer in layers(image_size):
+    apply, params = layer_fn(layer)
+    x = jax.random.normal(key, _input_shape(layer, batch, False))
+    grad = jax.random.normal(key, jax.eval_shape(apply, params, x).shape)
+    step = forward_backward(apply, layer['input_grad'])
+    runs[layer['name']] = functools.partial(
+        lambda step, *args: jax.block_until_ready(step(*args)), step, params, x, grad)
   return runs
 
 
@@ -91,14 +100,12 @@ def torch_layers(batch: int, image_size: int) -> dict:
       module = torch.nn.Sequential(torch.nn.Conv2d(layer['cin'], layer['features'],
                                                    layer['kernel'], layer['stride'], layer['pad']),
                                    torch.nn.ReLU())
-      shape = (batch, layer['cin'], layer['hw'], layer['hw'])
     elif layer['kind'] == 'pool':
-      module, shape = torch.nn.MaxPool2d(3, 2), (batch, layer['cin'], layer['hw'], layer['hw'])
+      module = torch.nn.MaxPool2d(3, 2)
     else:
       linear = torch.nn.Linear(layer['cin'], layer['features'])
       module = torch.nn.Sequential(linear, torch.nn.ReLU()) if layer['relu'] else linear
-      shape = (batch, layer['cin'])
-    x = torch.randn(shape, requires_grad=layer['input_grad'])
+    x = torch.randn(_input_shape(layer, batch, True), requires_grad=layer['input_grad'])
     grad = torch.randn(module(x).shape)
 
     def run(module=module, x=x, grad=grad):
@@ -125,14 +132,9 @@ def serve(framework: str) -> None:
       out.write('{}\n')
       out.close()
       return
-    reply = {}
-    for name, run in runs.items():
-      times = []
-      for _ in range(int(command[1])):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-      reply[name] = statistics.median(times)
+    reply = {name: statistics.median(benchmark._timed(run)['seconds']  # pylint: disable=protected-access
+                                     for _ in range(int(command[1])))
+             for name, run in runs.items()}
 
 
 def measure() -> dict:
