@@ -203,9 +203,11 @@ class Checkpoints:
     self._manager.close()
 
 
-def _steps_of(path: str):
+def _steps_of(path: str, what: str = 'init_from'):
   """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
   path = os.path.abspath(path)
+  if not os.path.exists(path):
+    raise CheckpointError(f'{what}={path}: no such workdir or checkpoint folder.')
   if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, STATE)):
     return os.path.dirname(path), [int(os.path.basename(path))]
   folder = os.path.join(path, 'checkpoints')
@@ -213,13 +215,13 @@ def _steps_of(path: str):
   names = os.listdir(folder) if os.path.isdir(folder) else []
   steps = sorted((int(n) for n in names if n.isdigit()), reverse=True)
   if not steps:
-    raise CheckpointError(f'init_from={path} holds no checkpoint: give a workdir or a checkpoint '
+    raise CheckpointError(f'{what}={path} holds no checkpoint: give a workdir or a checkpoint '
                           'step folder (WORKDIR/checkpoints/<step>).')
   return folder, steps
 
 
-def _read_params(manager, step: int) -> dict:
-  """A step's parameters as host arrays, checked against their saved checksum."""
+def _read_params(manager, step: int):
+  """A step's parameters as host arrays, checked against their saved checksum, and its meta."""
   tree = manager.item_metadata(step)[STATE]['params']
   host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
   restored = _read(manager, step, ocp.args.PyTreeRestore(
@@ -228,7 +230,46 @@ def _read_params(manager, step: int) -> dict:
   saved = restored[META]['checksums']['params']
   if int(_host(_checksums({'params': params})['params'])) != saved:
     raise OSError('the parameters do not match their saved checksum')
-  return params
+  return params, restored[META]
+
+
+def _newest_readable(folder: str, steps, what: str):
+  """(params, meta, step) of the first readable step of `steps`; damaged ones are skipped."""
+  manager = _manager(folder, read_only=True)
+  try:
+    for step in steps:
+      try:
+        return (*_read_params(manager, step), step)
+      except Exception as e:  # pylint: disable=broad-except  # a damaged step: take the one before
+        logging.warning('%s: checkpoint %s/%d is unreadable (%s).', what, folder, step,
+                        _first_line(e))
+  finally:
+    manager.close()
+  raise CheckpointError(f'{what}: no readable checkpoint in {folder} (see the warnings).')
+
+
+def load_params(path: str, step=None):
+  """(params as numpy arrays, the step, the run's config as a dict) of a trained run.
+
+  path: a workdir or a step folder; step: None (the newest readable), an int, or 'best' (by eval
+  top-1). Reads the parameters only: no optimizer state, no data, any device count.
+  """
+  folder, steps = _steps_of(path, what='workdir')
+  if step == 'best':
+    manager = _manager(folder, read_only=True)
+    best = manager.best_step()
+    manager.close()
+    if best is None:
+      raise CheckpointError(f'{path} has no checkpoint saved with an eval top-1, so no best one; '
+                            'give --step=N or leave it out for the newest.')
+    steps = [best]
+  elif step is not None:
+    if int(step) not in steps:
+      raise CheckpointError(f'{path} has no checkpoint of step {step}; it has steps '
+                            f'{sorted(steps)}.')
+    steps = [int(step)]
+  params, meta, found = _newest_readable(folder, steps, what=f'workdir={path}')
+  return params, found, meta['config']
 
 
 def init_from(path: str, state):
@@ -240,16 +281,7 @@ def init_from(path: str, state):
   if not path:
     return state
   folder, steps = _steps_of(path)
-  manager = _manager(folder, read_only=True)
-  for step in steps:
-    try:
-      saved = _read_params(manager, step)
-      break
-    except Exception as e:  # pylint: disable=broad-except  # a damaged step: take the one before
-      logging.warning('init_from: checkpoint %s/%d is unreadable (%s).', folder, step, _first_line(e))
-  else:
-    raise CheckpointError(f'init_from={path}: no readable checkpoint in {folder}.')
-  manager.close()
+  saved, _, step = _newest_readable(folder, steps, what=f'init_from={path}')
   params, loaded, fresh = dict(state.params), [], []
   for layer, arrays in state.params.items():
     if layer in saved and _shapes(saved[layer]) == _shapes(arrays):

@@ -43,6 +43,7 @@ class Source:
   load: Callable  # payload string [] -> encoded image bytes string [], in graph
   describe: Callable[[int], str]  # index -> a name for messages (a file, or dataset[index])
   fingerprint: str = ''  # changes when the examples do: keys the down-sampled copy
+  class_ids: tuple = ()  # the dataset's name of each label (folder name, TFDS name, synset)
 
 
 def open_source(data_config, split: str) -> Source:
@@ -145,7 +146,7 @@ def folder_source(root: str, split: str, data_config) -> Source:
   labels = tf.constant([l for _, l in files], tf.int32)
   source = Source(num_examples=len(files), num_classes=len(classes),
                   fetch=lambda idx: (tf.gather(paths, idx), tf.gather(labels, idx)),
-                  load=tf.io.read_file, describe=lambda i: files[i][0])
+                  load=tf.io.read_file, describe=lambda i: files[i][0], class_ids=tuple(classes))
   stamp = _stamp([p for p, _ in files])
   source = dataclasses.replace(source, fingerprint=f'folder {split} {stamp}')
   cache = os.path.join(data_config.data_dir or os.path.expanduser('~/tensorflow_datasets'),
@@ -211,7 +212,9 @@ def tfds_source(data_config, split: str) -> Source:
                                    [indices], tf.string, stateful=False)
     example = tf.io.parse_example(tf.ensure_shape(serialized, indices.shape), spec)
     return example[image_key], tf.cast(example[label_key], tf.int32)
-  source = Source(num_examples=len(records), num_classes=builder.info.features[label_key].num_classes,
+  labels = builder.info.features[label_key]
+  source = Source(num_examples=len(records), num_classes=labels.num_classes,
+                  class_ids=tuple(labels.names),
                   fetch=fetch, load=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]',
                   fingerprint=f'tfds {split} ' + _stamp(sorted(

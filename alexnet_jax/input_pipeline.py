@@ -43,6 +43,7 @@ class DatasetInfo:
   num_classes: int
   num_train_examples: int
   num_eval_examples: int
+  class_ids: tuple = ()  # the dataset's label names, one per class (see classes.py)
 
 
 def _local_batch_size(batch_size: int) -> int:
@@ -121,11 +122,12 @@ def get_dataset_info(data_config, *, num_classes: int) -> DatasetInfo:
   if data_config.name == 'synthetic':
     return DatasetInfo(num_classes=num_classes,
                        num_train_examples=SYNTHETIC_POOL_BATCHES * data_config.batch_size,
-                       num_eval_examples=SYNTHETIC_EVAL_EXAMPLES)
+                       num_eval_examples=SYNTHETIC_EVAL_EXAMPLES,
+                       class_ids=tuple(f'class {i}' for i in range(num_classes)))
   train = data_sources.open_source(data_config, data_config.train_split)
   evaluation = data_sources.open_source(data_config, data_config.eval_split)
   return DatasetInfo(num_classes=train.num_classes, num_train_examples=train.num_examples,
-                     num_eval_examples=evaluation.num_examples)
+                     num_eval_examples=evaluation.num_examples, class_ids=train.class_ids)
 
 
 def _options() -> tf.data.Options:
@@ -236,3 +238,41 @@ def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterato
   source = data_sources.open_source(data_config, data_config.eval_split)
   dataset = eval_dataset(data_config, source)
   return _numpy_batches(dataset, f'{data_config.name} {data_config.eval_split}')
+
+
+def image_batches(items, *, size: int, batch_size: int) -> Iterator[tuple]:
+  """Files or uint8 [H, W, 3] arrays, read as evaluation reads them (centre crop), in batches.
+
+  Yields (indices [n], uint8 images [n, size, size, 3], unreadable indices) in input order; an
+  unreadable item is reported, with the batch in which it would have been, instead of failing it.
+  """
+  values = []
+  for item in items:
+    if isinstance(item, str):
+      values.append(item)
+      continue
+    array = np.asarray(item)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+      raise DataError(f'an image array of {array.dtype} {array.shape}: give uint8 [height, width, '
+                      '3] pixels, or use Classifier.logits for standardised float32 images.')
+    values.append(tf.io.encode_png(array).numpy())  # lossless: decoded as a PNG file would be
+  if not values:
+    return
+  is_path = tf.constant([isinstance(item, str) for item in items])
+
+  @tf.autograph.experimental.do_not_convert
+  def load(index, from_file, value):
+    image_bytes = tf.cond(from_file, lambda: tf.io.read_file(value), lambda: value)
+    return index, preprocess.eval_image(image_bytes, size=size)
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (tf.range(len(values), dtype=tf.int64), is_path, tf.constant(values, tf.string)))
+  dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+  dataset = dataset.batch(batch_size).prefetch(2).with_options(_options())
+  expected = 0
+  for indices, images in dataset.as_numpy_iterator():
+    bad = sorted(set(range(expected, int(indices[-1]) + 1)) - set(indices.tolist()))
+    expected = int(indices[-1]) + 1
+    yield indices, images, bad
+  if expected < len(values):
+    yield np.zeros([0], np.int64), np.zeros([0, size, size, 3], np.uint8), list(range(expected,
+                                                                                   len(values)))

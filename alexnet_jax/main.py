@@ -4,8 +4,6 @@ Every config key can be overridden on the command line; an unknown key or a valu
 type stops the run before anything runs, with one line naming the key.
 """
 import os
-import re
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's start-up chatter, before TF loads
 
@@ -13,6 +11,8 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from alexnet_jax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'A configs/*.py file.', lock_config=True)
@@ -27,29 +27,6 @@ flags.DEFINE_bool('distributed', False,
                   'Call jax.distributed.initialize() with the cluster read from the environment '
                   '(TPU pod slices, GKE); SLURM jobs of several tasks are detected without it.')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-class UsageError(Exception):
-  """A problem with the command line or the input that the user can fix; printed as one line."""
-
-
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(1)
-
-
-def parse_flags(argv):
-  """absl flag parsing in which an unknown config key ends in one line, not a traceback."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _fail(str(e))
-  except (AttributeError, KeyError) as e:  # ml_collections: unknown key ('Did you mean ...?')
-    text = str(e).encode().decode('unicode_escape')
-    names = re.findall(r"'(\w+)'", text)
-    hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
-    _fail(f'unknown config key {names[0] if names else text!r} in '
-          f'{[a for a in argv if a.startswith("--config.")]}' + (f'. {hint.group(0)}' if hint else ''))
 
 
 def _initialize_distributed() -> None:
@@ -72,7 +49,7 @@ class _QuietLibraries(logging.logging.Filter):
 def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
-    _fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
+    cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()  # before jax initialises its backend
   _initialize_distributed()
@@ -80,8 +57,8 @@ def main(argv):
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
-    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -76,3 +76,12 @@ def global_batch(mesh, local_batch: dict) -> dict:
     x = np.asarray(x)
     return jax.make_array_from_process_local_data(sharding, x, (x.shape[0] * count,) + x.shape[1:])
   return {k: put(v) for k, v in local_batch.items()}
+
+
+def host_to_mesh(tree, mesh, specs):
+  """Host (numpy) arrays -> global arrays on the mesh, placed by specs (a tree of P).
+
+  Every process passes the same values and keeps only the shards of its own devices.
+  """
+  return jax.tree.map(lambda x, spec: jax.make_array_from_callback(
+      x.shape, NamedSharding(mesh, spec), lambda index, x=x: np.asarray(x)[index]), tree, specs)

@@ -10,6 +10,7 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoint
+from alexnet_jax import classes
 from alexnet_jax import input_pipeline
 from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
@@ -69,14 +70,19 @@ def _prefetch(batches, mesh, size: int = 2):
     thread.join()
 
 
-def evaluate(eval_step, params, config, mesh) -> dict:
-  """Exact metrics over the whole eval split: padded rows are masked out of the sums."""
+def evaluate(eval_step, params, config, mesh, on_batch=None) -> dict:
+  """Exact metrics over the whole eval split: padded rows are masked out of the sums.
+
+  on_batch(batches done), if given, is called after each batch is dispatched (progress).
+  """
   batches = input_pipeline.create_eval_iterator(config.data, seed=config.seed,
                                                 num_classes=config.model.num_classes)
   totals = None
-  for batch in _prefetch(batches, mesh):
+  for done, batch in enumerate(_prefetch(batches, mesh), 1):
     sums = eval_step(params, batch)
     totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+    if on_batch is not None:
+      on_batch(done)
   return metrics_lib.from_sums(jax.device_get(totals))
 
 
@@ -110,9 +116,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   writer = metrics_lib.Writer(workdir, enabled=jax.process_index() == 0)
   writer.truncate_after(start_step)
   ckpts.write_config()
+  if jax.process_index() == 0:  # so that the run can be used when its data is gone
+    classes.write(workdir, info.class_ids)
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed,
                                         label_smoothing=config.label_smoothing)
-  eval_step = step_lib.make_eval_step(model, mesh, specs)
+  eval_step = step_lib.make_eval_step(model, mesh, specs.params)
   batches = _prefetch(itertools.islice(input_pipeline.create_train_iterator(
       config.data, seed=config.seed, num_classes=config.model.num_classes,
       start_step=start_step), max(0, total_steps - start_step)), mesh)

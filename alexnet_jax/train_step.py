@@ -150,8 +150,8 @@ def make_train_step(model, tx, mesh, specs, *, seed: int, label_smoothing: float
   return jax.jit(step, donate_argnums=0)
 
 
-def make_eval_step(model, mesh, specs):
+def make_eval_step(model, mesh, param_specs):
   """jit(shard_map(eval_step)): (params, batch) -> sums of loss, top1, top5 and count."""
   body = functools.partial(eval_step, model=_sharded_model(model, mesh))
-  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(specs.params, P(BATCH_AXES)),
+  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(param_specs, P(BATCH_AXES)),
                                out_specs=P()))

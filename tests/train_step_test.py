@@ -118,7 +118,7 @@ def test_eval_counts_real_examples_only_and_averages_crops(mesh_shape):
   model = AlexNet(num_classes=NUM_CLASSES, fc_width=64)
   mesh = _mesh(*mesh_shape)
   state, specs = step_lib.create_train_state(model, _paper_sgd(), mesh, image_size=SIZE, seed=0)
-  evaluate = step_lib.make_eval_step(model, mesh, specs)
+  evaluate = step_lib.make_eval_step(model, mesh, specs.params)
   batch = _batch()
   mask = np.arange(BATCH) < 11
   sums = evaluate(state.params, parallel.global_batch(mesh, dict(batch, mask=mask)))

@@ -1,0 +1,50 @@
+"""Class names: a dataset's label names, ImageNet's synsets in English, saved with a run.
+
+WORKDIR/class_names.json holds {"names": [...], "ids": [...]}: ids are the dataset's own label
+names (folder names, TFDS names, ImageNet synsets), names what a person reads ('tench').
+"""
+import json
+import os
+
+IMAGENET_TABLE = os.path.join(os.path.dirname(__file__), 'data', 'imagenet_classes.tsv')
+FILE = 'class_names.json'
+
+
+def imagenet_names() -> dict:
+  """{synset: English name} of the 1000 ILSVRC-2012 classes, in TFDS's label order."""
+  with open(IMAGENET_TABLE) as f:
+    return dict(line.rstrip('\n').split('\t') for line in f if line.strip())
+
+
+def readable(ids) -> list[str]:
+  """English names for ImageNet synsets; other label names as they are."""
+  table = imagenet_names()
+  return [table.get(i, i) for i in ids]
+
+
+def numbered(count: int) -> list[str]:
+  """Names for a dataset without label names (synthetic data, an imported state_dict)."""
+  return [f'class {i}' for i in range(count)]
+
+
+def write(workdir: str, ids) -> None:
+  """Saves the class ids and their readable names beside the run (atomically)."""
+  ids = [str(i) for i in ids]
+  path = os.path.join(workdir, FILE)
+  os.makedirs(workdir, exist_ok=True)
+  with open(path + '.tmp', 'w') as f:
+    json.dump({'names': readable(ids), 'ids': ids}, f, indent=0)
+  os.replace(path + '.tmp', path)
+
+
+def read(workdir: str, num_classes: int) -> tuple[list[str], list[str]]:
+  """(names, ids) saved with a run; numbered names where the run saved none (older runs)."""
+  path = os.path.join(workdir, FILE)
+  if not os.path.exists(path):
+    return numbered(num_classes), numbered(num_classes)
+  with open(path) as f:
+    saved = json.load(f)
+  if len(saved['names']) != num_classes:
+    raise ValueError(f'{path} names {len(saved["names"])} classes but the model has '
+                     f'{num_classes}; delete it or restore the run\'s own file.')
+  return saved['names'], saved['ids']

@@ -1,0 +1,45 @@
+"""Command-line plumbing shared by main.py and the tools: one-line errors, config flag parsing."""
+import re
+import sys
+
+from absl import flags
+from absl import logging
+
+
+def fail(message: str) -> None:
+  """Prints `error: message` on stderr and exits with status 1."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(1)
+
+
+def parse_flags(argv):
+  """absl flag parsing in which an unknown config key ends in one line, not a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    fail(str(e))
+  except (AttributeError, KeyError) as e:  # ml_collections: unknown key ('Did you mean ...?')
+    text = str(e).encode().decode('unicode_escape')
+    names = re.findall(r"'(\w+)'", text)
+    hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
+    fail(f'unknown config key {names[0] if names else text!r} in '
+         f'{[a for a in argv if a.startswith("--config.")]}' + (f'. {hint.group(0)}' if hint else ''))
+
+
+def config_overrides(argv) -> list[str]:
+  """The --config.KEY=VALUE arguments of a command line, as given."""
+  return [a for a in argv if a.startswith('--config.')]
+
+
+class _NoOrbaxNotes(logging.logging.Filter):
+  """Drops Orbax's notes about read-only managers (a tool reads checkpoints, never writes)."""
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.ERROR or 'orbax' not in record.pathname
+
+
+def quiet_logs() -> None:
+  """Tools print their own output: library INFO logs only with --verbosity=0 given explicitly."""
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+    logging.get_absl_handler().addFilter(_NoOrbaxNotes())

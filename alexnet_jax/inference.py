@@ -1,0 +1,159 @@
+"""A trained AlexNet as a classifier: inference.load(workdir) -> logits and top-k predictions.
+
+  clf = inference.load('runs/cats_dogs')            # newest good checkpoint; step=N or 'best'
+  clf.predict(['cat.jpg', 'photos/'], top_k=2)       # files, folders or uint8 HWC arrays
+  clf.logits(images_BHWC)                            # uint8: standardised as in training
+
+Images are read as the eval pipeline reads them (shorter side to 256/224 of the crop, centre crop)
+and go through in padded batches, split over this process's devices: one compile per batch shape.
+"""
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from alexnet_jax import checkpoint
+from alexnet_jax import classes
+from alexnet_jax import model as model_lib
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+_AXIS = 'batch'
+
+
+class ImageError(ValueError):
+  """An input that is not a readable image; the message names it."""
+
+
+def find_images(paths: Sequence[str]) -> list[str]:
+  """Files as given, folders walked (sorted) for JPEG/PNG/BMP/GIF; a missing path is an error."""
+  found = []
+  for path in paths:
+    if os.path.isdir(path):
+      for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files)
+                  if f.lower().endswith(IMAGE_EXTENSIONS)]
+    elif os.path.isfile(path):
+      found.append(path)
+    else:
+      raise ImageError(f'{path}: no such file or folder.')
+  return found
+
+
+def run_dir(path: str) -> str:
+  """The run's workdir for a workdir or a step folder (WORKDIR/checkpoints/<step>)."""
+  path = os.path.abspath(path)
+  if os.path.basename(path).isdigit():
+    return os.path.dirname(os.path.dirname(path))
+  return path
+
+
+def read_config(path: str) -> ml_collections.ConfigDict:
+  """A run's config.json as a ConfigDict."""
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _bucket(count: int, multiple: int, largest: int) -> int:
+  """Padded batch size: a power of two times `multiple`, at most `largest` (few compiles)."""
+  size = multiple
+  while size < count and size < largest:
+    size *= 2
+  return min(size, largest)
+
+
+@dataclasses.dataclass
+class Classifier:
+  """A trained AlexNet; build it with load()."""
+  config: ml_collections.ConfigDict
+  params: dict  # replicated on this process's devices
+  class_names: list[str]
+  class_ids: list[str]
+  step: int
+  batch_size: int = 64
+
+  def __post_init__(self):
+    devices = np.array(jax.local_devices())
+    self._mesh = jax.sharding.Mesh(devices, (_AXIS,))
+    self._batch_sharding = NamedSharding(self._mesh, P(_AXIS))
+    self.batch_size = -(-self.batch_size // devices.size) * devices.size
+    self.model = model_lib.AlexNet(**self.config.model)
+    self.image_size = self.config.data.image_size
+    self.compiles = 0  # traces of the forward pass: one per (batch shape, dtype)
+
+    def forward(params, images_BHWC):
+      self.compiles += 1
+      if images_BHWC.dtype == jnp.uint8:
+        images_BHWC = model_lib.standardize(images_BHWC)
+      return self.model.apply({'params': params}, images_BHWC, train=False)
+    self._forward = jax.jit(forward, out_shardings=self._batch_sharding)
+
+  def logits(self, images_BHWC) -> np.ndarray:
+    """Logits [B, K] of images [B, S, S, 3]: uint8 pixels, or float32 already standardised."""
+    images_BHWC = np.asarray(images_BHWC)
+    if images_BHWC.ndim != 4 or images_BHWC.shape[-1] != 3:
+      raise ImageError(f'images of shape {images_BHWC.shape}: expected [batch, height, width, 3].')
+    if images_BHWC.dtype != np.uint8:
+      images_BHWC = images_BHWC.astype(np.float32)
+    count, out = images_BHWC.shape[0], []
+    for start in range(0, count, self.batch_size):
+      chunk = images_BHWC[start:start + self.batch_size]
+      padded = _bucket(len(chunk), self._mesh.devices.size, self.batch_size)
+      padding = np.zeros((padded - len(chunk),) + chunk.shape[1:], chunk.dtype)
+      logits = self._forward(self.params, jax.device_put(np.concatenate([chunk, padding]),
+                                                         self._batch_sharding))
+      out.append(np.asarray(logits)[:len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0, self.model.num_classes), np.float32)
+
+  def iter_predict(self, items, *, top_k: int = 5, skip_bad: bool = False) -> Iterator[dict]:
+    """Yields {'path', 'predictions': [{'label', 'name', 'probability'}, ...]} per readable item.
+
+    items: file paths and/or uint8 [H, W, 3] arrays (any size: resized and centre-cropped as in
+    evaluation). An unreadable file raises ImageError naming it, or with skip_bad yields
+    {'path', 'error'} in its place.
+    """
+    from alexnet_jax import input_pipeline  # pylint: disable=g-import-not-at-top  # TF, lazily
+    items = list(items)
+    names = [item if isinstance(item, str) else f'array {i}' for i, item in enumerate(items)]
+    top_k = min(top_k, self.model.num_classes)
+    for indices, images_BHWC, bad in input_pipeline.image_batches(
+        items, size=self.image_size, batch_size=self.batch_size):
+      for index in bad:
+        if not skip_bad:
+          raise ImageError(f'{names[index]} is not a readable image; remove it or pass --skip_bad.')
+        yield {'path': names[index], 'error': 'not a readable image'}
+      if not len(indices):
+        continue
+      logits_BK = self.logits(images_BHWC)
+      probs_BK = np.asarray(jax.nn.softmax(logits_BK, axis=-1))
+      best_Bk = np.argsort(-probs_BK, axis=-1, kind='stable')[:, :top_k]
+      for row, index in enumerate(indices):
+        yield {'path': names[index], 'predictions': [
+            {'label': int(k), 'name': self.class_names[k], 'probability': float(probs_BK[row, k])}
+            for k in best_Bk[row]]}
+
+  def predict(self, items, *, top_k: int = 5, skip_bad: bool = False) -> list[dict]:
+    """iter_predict as a list (see there)."""
+    return list(self.iter_predict(items, top_k=top_k, skip_bad=skip_bad))
+
+
+def load(path: str, step=None, *, batch_size: int = 64) -> Classifier:
+  """The classifier of a workdir (newest good step; step=N; step='best') or of a step folder."""
+  start = time.time()
+  host_params, found, saved_config = checkpoint.load_params(path, step)
+  config = ml_collections.ConfigDict(saved_config)
+  names, ids = classes.read(run_dir(path), config.model.num_classes)
+  replicated = NamedSharding(jax.sharding.Mesh(np.array(jax.local_devices()), (_AXIS,)), P())
+  params = jax.device_put(host_params, replicated)
+  logging.info('Loaded %s step %d in %.1f s.', path, found, time.time() - start)
+  return Classifier(config=config, params=params, class_names=names, class_ids=ids, step=found,
+                    batch_size=batch_size)

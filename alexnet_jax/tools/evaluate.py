@@ -1,0 +1,101 @@
+"""Evaluates a saved run on its own data config, or with keys overridden (10 crops, another split).
+
+  python -m alexnet_jax.tools.evaluate --workdir=runs/alexnet [--step=N|best] \
+      [--config.data.eval_crops=10] [--config.data.eval_split=...] [--config.data.name=folder:...]
+
+Prints progress on stderr, the metrics (count, loss, top1, top5) as one JSON object on the last
+line of stdout, and appends them with the step and the overrides to WORKDIR/evaluations.jsonl.
+With the run's own config this is the run's last eval row of metrics.jsonl, exactly.
+"""
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from alexnet_jax import checkpoint
+from alexnet_jax import cli
+from alexnet_jax import inference
+from alexnet_jax import input_pipeline
+from alexnet_jax import model as model_lib
+from alexnet_jax import parallel
+from alexnet_jax import train
+from alexnet_jax import train_step as step_lib
+from alexnet_jax.tools import predict
+
+FLAGS = flags.FLAGS
+EVALUATIONS = 'evaluations.jsonl'
+
+
+def _workdir_argument(argv) -> str:
+  for i, arg in enumerate(argv):
+    if arg.startswith('--workdir='):
+      return arg.split('=', 1)[1]
+    if arg == '--workdir' and i + 1 < len(argv):
+      return argv[i + 1]
+  cli.fail('--workdir is required: python -m alexnet_jax.tools.evaluate --workdir=W '
+           '[--config.KEY=VALUE ...]')
+
+
+def define_flags(argv) -> None:
+  """--workdir, --step, and --config: the run's saved config, each key overridable."""
+  workdir = _workdir_argument(argv)
+  path = os.path.join(inference.run_dir(workdir), 'config.json')
+  if not os.path.exists(path):
+    cli.fail(f'{workdir} has no config.json: give the workdir of a run (or of '
+             'tools.import_torchvision).')
+  config = inference.read_config(path)
+  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  config_flags.DEFINE_config_dict('config', config, 'The run\'s config; override any key.',
+                                  lock_config=True)
+
+
+def evaluate(workdir: str, step, config) -> tuple[dict, int]:
+  """(metrics, step) of a saved run's parameters on config's eval data, on all devices."""
+  host_params, step, _ = checkpoint.load_params(workdir, step)
+  mesh = parallel.make_mesh(config.mesh)
+  parallel.check_divisibility(mesh, batch_size=config.data.batch_size,
+                              num_classes=config.model.num_classes, hidden=config.model.fc_width)
+  info = input_pipeline.get_dataset_info(config.data, num_classes=config.model.num_classes)
+  if info.num_classes != config.model.num_classes:
+    raise ValueError(f'{config.data.name} has {info.num_classes} classes but the run\'s model '
+                     f'has {config.model.num_classes}: evaluate on data with the run\'s classes.')
+  specs = parallel.param_specs(host_params)
+  params = parallel.host_to_mesh(host_params, mesh, specs)
+  eval_step = step_lib.make_eval_step(model_lib.AlexNet(**config.model), mesh, specs)
+  total = -(-info.num_eval_examples // config.data.batch_size)
+  start = time.time()
+
+  def progress(done):
+    rate = done * config.data.batch_size / max(time.time() - start, 1e-9)
+    print(f'\revaluating step {step}: batch {done}/{total}, {rate:.0f} images/s', end='',
+          file=sys.stderr, flush=True)
+  metrics = train.evaluate(eval_step, params, config, mesh, on_batch=progress)
+  print(file=sys.stderr)
+  return metrics, step
+
+
+def main(argv):
+  cli.quiet_logs()
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
+  try:
+    metrics, step = evaluate(FLAGS.workdir, predict.parse_step(FLAGS.step), FLAGS.config)
+  except (ValueError, FileNotFoundError) as e:  # config, data and checkpoint errors
+    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  record = {'step': step, 'overrides': cli.config_overrides(sys.argv), 'time': round(time.time(), 3),
+            **metrics}
+  with open(os.path.join(inference.run_dir(FLAGS.workdir), EVALUATIONS), 'a') as f:
+    f.write(json.dumps(record) + '\n')
+  print(json.dumps(metrics))
+
+
+if __name__ == '__main__':
+  define_flags(sys.argv)
+  app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,84 @@
+"""Classifies images with a trained run: top-k class names and probabilities per image.
+
+  python -m alexnet_jax.tools.predict --workdir=runs/cats_dogs photo.jpg more_photos/ [--top_k=2]
+  python -m alexnet_jax.tools.predict --workdir=... --json photos/ > predictions.jsonl
+
+Folders are walked for JPEG, PNG, BMP and GIF files. Images are read as evaluation reads them
+(shorter side to 256/224 of the crop, centre crop) and classified in batches on every device.
+--json: one object per image per line, {"path", "predictions": [{"label", "name",
+"probability"}, ...]} best first; the rate goes to stderr.
+"""
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import app
+from absl import flags
+
+from alexnet_jax import checkpoint
+from alexnet_jax import cli
+from alexnet_jax import inference
+from alexnet_jax import input_pipeline
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_integer('top_k', 5, 'Classes shown per image.')
+  flags.DEFINE_bool('json', False, 'One JSON object per image per line instead of a table.')
+  flags.DEFINE_bool('skip_bad', False, 'Warn about unreadable images and go on, instead of '
+                    'stopping at the first.')
+  flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.')
+  flags.mark_flag_as_required('workdir')
+
+
+def parse_step(text: str):
+  """'' -> None (newest), 'best' -> 'best', '1200' -> 1200."""
+  if text in ('', 'best'):
+    return text or None
+  if not text.isdigit():
+    cli.fail(f"--step={text} is not a step: give a number, 'best', or leave it out for the newest.")
+  return int(text)
+
+
+def _table_rows(result: dict, top_k: int) -> list[str]:
+  if 'error' in result:
+    return [f'{result["path"]}: skipped ({result["error"]})']
+  best = result['predictions']
+  lines = [result['path']]
+  lines += [f'  {p["probability"] * 100:6.2f}%  {p["name"]} ({p["label"]})' for p in best[:top_k]]
+  return lines
+
+
+def main(argv):
+  cli.quiet_logs()
+  if len(argv) < 2:
+    cli.fail('no images given: python -m alexnet_jax.tools.predict --workdir=W IMAGE_OR_FOLDER...')
+  try:
+    paths = inference.find_images(argv[1:])
+    if not paths:
+      cli.fail(f'no JPEG, PNG, BMP or GIF files in {argv[1:]}.')
+    clf = inference.load(FLAGS.workdir, parse_step(FLAGS.step), batch_size=FLAGS.batch_size)
+    start, done = time.time(), 0
+    for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
+      if 'error' in result:
+        print(f'warning: {result["path"]} is not a readable image; skipped.', file=sys.stderr)
+        continue
+      done += 1
+      print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
+            flush=True)
+  except (inference.ImageError, checkpoint.CheckpointError, input_pipeline.DataError) as e:
+    cli.fail(str(e).splitlines()[0])
+  elapsed = time.time() - start
+  print(f'{done} images in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} images/s), '
+        f'{FLAGS.workdir} step {clf.step}.', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main, flags_parser=cli.parse_flags)
