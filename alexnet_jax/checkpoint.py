@@ -151,9 +151,11 @@ class Checkpoints:
   def _check_compatible(self, step: int, saved: dict, metadata, state) -> None:
     """Raises CheckpointError if the checkpoint is of another model (shapes) or optimizer."""
     here = json.loads(self._config.to_json())
-    keys = [('model', k) for k in sorted(saved['model'])] + [('optimizer', 'name')]
-    diffs = [f'{a}.{k}={saved[a][k]!r} there, {here[a].get(k)!r} here' for a, k in keys
-             if saved[a][k] != here[a].get(k)]
+    keys = [('model', k) for k in sorted(saved['model'])] + [('optimizer', 'name'),
+                                                             ('optimizer', 'trainable')]
+    value = lambda config, a, k: config[a].get(k, 'all' if k == 'trainable' else None)
+    diffs = [f'{a}.{k}={value(saved, a, k)!r} there, {value(here, a, k)!r} here' for a, k in keys
+             if value(saved, a, k) != value(here, a, k)]
     shapes = _shapes(metadata['params']), _shapes(state.params)
     if shapes[0] == shapes[1] and not any(d.startswith('optimizer.') for d in diffs):
       return  # other shape-neutral keys (lrn, dropout, ...) may change on resume

@@ -1,4 +1,6 @@
 """Command-line plumbing shared by main.py and the tools: one-line errors, config flag parsing."""
+import importlib
+import os
 import re
 import sys
 
@@ -43,3 +45,11 @@ def quiet_logs() -> None:
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
     logging.get_absl_handler().addFilter(_NoOrbaxNotes())
+
+
+def load_config_file(name: str):
+  """get_config() of configs/<name>.py in this checkout, whatever the current directory."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  return importlib.import_module(f'configs.{name}').get_config()

@@ -127,19 +127,17 @@ class Classifier:
     top_k = min(top_k, self.model.num_classes)
     for indices, images_BHWC, bad in input_pipeline.image_batches(
         items, size=self.image_size, batch_size=self.batch_size):
-      for index in bad:
-        if not skip_bad:
-          raise ImageError(f'{names[index]} is not a readable image; remove it or pass --skip_bad.')
-        yield {'path': names[index], 'error': 'not a readable image'}
-      if not len(indices):
-        continue
-      logits_BK = self.logits(images_BHWC)
-      probs_BK = np.asarray(jax.nn.softmax(logits_BK, axis=-1))
-      best_Bk = np.argsort(-probs_BK, axis=-1, kind='stable')[:, :top_k]
-      for row, index in enumerate(indices):
-        yield {'path': names[index], 'predictions': [
-            {'label': int(k), 'name': self.class_names[k], 'probability': float(probs_BK[row, k])}
-            for k in best_Bk[row]]}
+      if bad and not skip_bad:
+        raise ImageError(f'{names[bad[0]]} is not a readable image; remove it or pass --skip_bad.')
+      results = {index: {'path': names[index], 'error': 'not a readable image'} for index in bad}
+      if len(indices):
+        probs_BK = np.asarray(jax.nn.softmax(self.logits(images_BHWC), axis=-1))
+        best_Bk = np.argsort(-probs_BK, axis=-1, kind='stable')[:, :top_k]
+        for row, index in enumerate(indices):
+          results[int(index)] = {'path': names[index], 'predictions': [
+              {'label': int(k), 'name': self.class_names[k], 'probability': float(probs_BK[row, k])}
+              for k in best_Bk[row]]}
+      yield from (results[index] for index in sorted(results))  # in input order
 
   def predict(self, items, *, top_k: int = 5, skip_bad: bool = False) -> list[dict]:
     """iter_predict as a list (see there)."""

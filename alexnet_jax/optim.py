@@ -1,4 +1,5 @@
 """The optax optimizer and learning-rate schedule, built from config.optimizer."""
+import jax
 import optax
 
 
@@ -23,8 +24,36 @@ def make_schedule(opt_config, *, steps_per_epoch: int, total_steps: int) -> opta
   return optax.join_schedules([ramp, main], [warmup])
 
 
+LAYERS = ('conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8')
+TRAINABLE_PRESETS = {'all': LAYERS, 'classifier': ('fc6', 'fc7', 'fc8'), 'fc8': ('fc8',)}
+
+
+def trainable_layers(trainable: str) -> tuple[str, ...]:
+  """optimizer.trainable -> layer names: 'all', 'classifier', 'fc8' or a list like 'conv5,fc6'."""
+  if trainable in TRAINABLE_PRESETS:
+    return TRAINABLE_PRESETS[trainable]
+  layers = tuple(name.strip() for name in trainable.split(',') if name.strip())
+  unknown = [name for name in layers if name not in LAYERS]
+  if unknown or not layers:
+    raise ValueError(f'optimizer.trainable={trainable!r}: use one of {sorted(TRAINABLE_PRESETS)} '
+                     f'or comma-separated layers of {list(LAYERS)}.')
+  return layers
+
+
 def make_optimizer(opt_config, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """The optimizer; 'sgd' is the paper's rule v <- m v - wd lr w - lr g, w <- w + v."""
+  """The optimizer, applied to the optimizer.trainable layers only (the others are frozen)."""
+  tx = _base_optimizer(opt_config, schedule)
+  layers = trainable_layers(opt_config.get('trainable', 'all'))
+  if layers == LAYERS:
+    return tx
+  # Frozen layers get a zero update: no gradient step, no weight decay, no optimizer slots.
+  labels = lambda params: {layer: jax.tree.map(lambda _, t=layer in layers: 'train' if t else
+                                               'frozen', tree) for layer, tree in params.items()}
+  return optax.multi_transform({'train': tx, 'frozen': optax.set_to_zero()}, labels)
+
+
+def _base_optimizer(opt_config, schedule: optax.Schedule) -> optax.GradientTransformation:
+  """'sgd' is the paper's rule v <- m v - wd lr w - lr g, w <- w + v; or 'adamw'."""
   if opt_config.name == 'sgd':
     # The learning rate scales the step before the momentum sums it, as in the paper (and
     # cuda-convnet): a decay of the rate acts on new gradients only.

@@ -116,13 +116,14 @@ def eval_step(params, batch, *, model):
   return {k: jax.lax.psum(jnp.sum(v), DATA_AXIS) for k, v in sums.items()}
 
 
-def state_specs(state: TrainState, tx) -> TrainState:
-  """PartitionSpecs of a TrainState: parameters and their optimizer slots alike."""
-  specs = parallel.param_specs(state.params)
-  opt_specs = optax.tree_map_params(tx, lambda _, spec: spec, state.opt_state, specs,
-                                    transform_non_params=lambda _: P(),
-                                    is_leaf=lambda x: isinstance(x, P))
-  return TrainState(step=P(), params=specs, opt_state=opt_specs)
+def state_specs(state: TrainState) -> TrainState:
+  """PartitionSpecs of a TrainState: parameters and the optimizer slots that mirror them alike.
+
+  An optimizer slot's path ends with its parameter's (layer, name), as optax's states do; frozen
+  layers (optimizer.trainable) have no slots, and scalars such as counts are replicated.
+  """
+  return TrainState(step=P(), params=parallel.param_specs(state.params),
+                    opt_state=parallel.param_specs(state.opt_state))
 
 
 def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
@@ -132,7 +133,7 @@ def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
     params = model.init(jax.random.key(seed), images)['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
 
-  specs = state_specs(jax.eval_shape(init), tx)
+  specs = state_specs(jax.eval_shape(init))
   state = jax.jit(init, out_shardings=parallel.to_shardings(mesh, specs))()
   return state, specs
 

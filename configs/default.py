@@ -73,6 +73,9 @@ def get_config():
       decay_every_epochs=25.0,  # 'step': divide by decay_factor at 25, 50 and 75 epochs
       decay_factor=0.1,
       warmup_steps=0,
+      # Layers that train: 'all' | 'classifier' (fc6-fc8) | 'fc8' | a list like 'conv5,fc6,fc7,fc8';
+      # the others are frozen (no update, no weight decay, no optimizer state): fine-tuning.
+      trainable='all',
   ))
 
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))  # -1: the remaining devices

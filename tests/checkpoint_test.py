@@ -49,7 +49,7 @@ def abstract_state(config, devices=None):
   mesh, tx, model = parts(config, devices)
   shapes = jax.eval_shape(lambda: step_lib.create_train_state(
       model, tx, mesh, image_size=config.data.image_size, seed=config.seed)[0])
-  shardings = parallel.to_shardings(mesh, step_lib.state_specs(shapes, tx))
+  shardings = parallel.to_shardings(mesh, step_lib.state_specs(shapes))
   return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                       shapes, shardings)
 
@@ -184,7 +184,7 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
   devices = jax.devices()[:shape[0] * shape[1]]
   state = checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new, devices))
   mesh, tx, model = parts(new, devices)
-  specs = step_lib.state_specs(state, tx)
+  specs = step_lib.state_specs(state)
   assert int(state.step) == 2
   assert state.params['fc8']['kernel'].sharding.mesh.shape == dict(data=shape[0], model=shape[1])
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=new.seed)

@@ -1,8 +1,73 @@
-"""8 virtual CPU devices for every test: set before jax is imported anywhere."""
+"""8 virtual CPU devices for every test (set before jax is imported anywhere); shared fixtures."""
 import os
+import subprocess
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Subprocesses share a persistent JAX compilation cache: later ones, and later sessions, load.
+TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE',
+                            os.path.join(tempfile.gettempdir(), 'alexnet_jax_test_jax_cache'))
+
+
+def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48)):
+  """root/class<k>/<i>.{jpg,png,bmp,gif}: class k is a bright band at its own height, plus noise."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  formats = ('jpg', 'png', 'bmp', 'gif')
+  for label in range(classes):
+    os.makedirs(os.path.join(root, f'class{label}'), exist_ok=True)
+    for i in range(per_class):
+      image = rng.integers(0, 80, size + (3,), dtype=np.uint8)
+      band = label * size[0] // classes
+      image[band:band + max(2, size[0] // (classes + 1)), :, label % 3] = 250
+      Image.fromarray(image).save(os.path.join(root, f'class{label}', f'{i}.{formats[i % 4]}'))
+  return root
+
+
+def run_module(module, *args, env=None, timeout=600):
+  """python -m MODULE ARGS in the repository root: a CompletedProcess with text output."""
+  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=TEST_CACHE,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', **(env or {}))
+  return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def error_line(result) -> str:
+  """The one line a failing CLI printed on stderr (asserts it is one line, no traceback)."""
+  assert result.returncode != 0, result.stdout[-2000:]
+  lines = [l for l in result.stderr.splitlines() if l.startswith('error: ')]
+  assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+  return lines[0]
+
+
+def tiny_folder_config(data_root, tfds_dir, **overrides):
+  """A 64-px AlexNet with 64-wide FC layers on a folder of photos, held-out 10% for eval."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.update_from_flattened_dict({
+      'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
+      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
+      'data.image_size': 64, 'data.batch_size': 8, 'model.num_classes': 4, 'model.fc_width': 64,
+      'total_steps': 6, 'log_every_steps': 2, 'eval_every_steps': 3,
+      'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+  return config
+
+
+@pytest.fixture(scope='session')
+def trained_run(tmp_path_factory):
+  """(workdir, photos folder): a tiny run trained 6 steps, evaluated and saved at steps 3 and 6."""
+  from alexnet_jax import train  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('trained_run')
+  photos = write_photos(str(root / 'photos'))
+  workdir = str(root / 'run')
+  train.train_and_evaluate(tiny_folder_config(photos, root / 'tfds'), workdir)
+  return workdir, photos

@@ -104,7 +104,7 @@ def _abstract_state(model, tx, mesh, image_size: int, seed: int):
     return train_step.TrainState(step=jnp.zeros((), jnp.int32), params=params,
                                  opt_state=tx.init(params))
   shapes = jax.eval_shape(init)
-  specs = train_step.state_specs(shapes, tx)
+  specs = train_step.state_specs(shapes)
   state = jax.tree.map(lambda s, where: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where),
                        shapes, parallel.to_shardings(mesh, specs))
   return state, specs

@@ -1,0 +1,79 @@
+"""Serialises a trained run's classifier with jax.export: uint8 images in, logits out, weights inside.
+
+  python -m alexnet_jax.tools.export --workdir=runs/cats_dogs --output=alexnet.jaxexport
+
+Any Python with jax (this project not needed) serves it:
+
+  import jax, numpy as np
+  exported = jax.export.deserialize(bytearray(open('alexnet.jaxexport', 'rb').read()))
+  logits = exported.call(images)  # uint8 [batch, S, S, 3], S = the run's data.image_size
+
+The batch dimension is symbolic: one file serves any batch size. Images are standardised inside
+(ImageNet mean and std), as in training; crop and resize them as evaluation does first. The class
+names are written beside it (OUTPUT.classes.json). StableHLO keeps at least 6 months of backward
+compatibility (JAX's export docs).
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app
+from absl import flags
+
+from alexnet_jax import checkpoint
+from alexnet_jax import cli
+from alexnet_jax import inference
+from alexnet_jax import model as model_lib
+from alexnet_jax.tools import predict
+
+FLAGS = flags.FLAGS
+
+
+def export(clf: inference.Classifier, platforms=('cpu',)) -> jax.export.Exported:
+  """The classifier's uint8 [b, S, S, 3] -> float32 [b, K] function, parameters as constants."""
+  params = jax.tree.map(np.asarray, clf.params)
+  model = clf.model
+
+  def serve(images_BHWC):
+    return model.apply({'params': params}, model_lib.standardize(images_BHWC), train=False)
+  size = clf.image_size
+  images = jax.ShapeDtypeStruct(jax.export.symbolic_shape(f'b, {size}, {size}, 3'), jnp.uint8)
+  return jax.export.export(jax.jit(serve), platforms=platforms)(images)
+
+
+def main(argv):
+  cli.quiet_logs()
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}.')
+  if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
+    cli.fail(f'--output={FLAGS.output} exists: give another file, or pass --overwrite.')
+  try:
+    clf = inference.load(FLAGS.workdir, predict.parse_step(FLAGS.step))
+  except checkpoint.CheckpointError as e:
+    cli.fail(str(e))
+  exported = export(clf, tuple(FLAGS.platforms))
+  data = exported.serialize()
+  with open(FLAGS.output + '.tmp', 'wb') as f:
+    f.write(data)
+  os.replace(FLAGS.output + '.tmp', FLAGS.output)
+  with open(FLAGS.output + '.classes.json', 'w') as f:
+    json.dump({'names': clf.class_names, 'ids': clf.class_ids, 'image_size': clf.image_size,
+               'step': clf.step}, f)
+  print(f'{FLAGS.workdir} step {clf.step} -> {FLAGS.output} ({len(data) / 2**20:.1f} MiB; '
+        f'input uint8 [b, {clf.image_size}, {clf.image_size}, 3], platforms '
+        f'{",".join(exported.platforms)})', file=sys.stderr)
+
+
+if __name__ == '__main__':
+  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_string('output', None, 'The file to write.')
+  flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'Platforms to lower for (cpu, cuda, rocm, tpu): the file runs on any of them.')
+  flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
+  flags.mark_flags_as_required(['workdir', 'output'])
+  app.run(main, flags_parser=cli.parse_flags)
