@@ -6,6 +6,7 @@ import sys
 
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 
 
 def fail(message: str) -> None:
@@ -21,11 +22,23 @@ def parse_flags(argv):
   except flags.Error as e:
     fail(str(e))
   except (AttributeError, KeyError) as e:  # ml_collections: unknown key ('Did you mean ...?')
-    text = str(e).encode().decode('unicode_escape')
-    names = re.findall(r"'(\w+)'", text)
-    hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
-    fail(f'unknown config key {names[0] if names else text!r} in '
-         f'{[a for a in argv if a.startswith("--config.")]}' + (f'. {hint.group(0)}' if hint else ''))
+    _unknown_key(e, argv)
+
+
+def _unknown_key(error: Exception, argv) -> None:
+  text = str(error).encode().decode('unicode_escape')
+  names = re.findall(r"'(\w+)'", text)
+  hint = re.search(r'Did you mean "\w+" instead of "\w+"\?', text)
+  fail(f'unknown config key {names[0] if names else text!r} in {config_overrides(argv)}' +
+       (f'. {hint.group(0)}' if hint else ''))
+
+
+def define_config_dict(config, argv, help_text: str) -> None:
+  """--config holding `config`, each key overridable (--config.KEY=VALUE); bad keys: one line."""
+  try:
+    config_flags.DEFINE_config_dict('config', config, help_text, lock_config=True)
+  except (AttributeError, KeyError) as e:  # the overrides are matched against the keys here
+    _unknown_key(e, argv)
 
 
 def config_overrides(argv) -> list[str]:

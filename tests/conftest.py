@@ -71,3 +71,23 @@ def trained_run(tmp_path_factory):
   workdir = str(root / 'run')
   train.train_and_evaluate(tiny_folder_config(photos, root / 'tfds'), workdir)
   return workdir, photos
+
+
+def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
+  """torchvision's AlexNet built from torch.nn under torchvision's module names (its wheel does
+  not load beside the CPU torch here), with PyTorch's default initialisation."""
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(seed)
+  net = nn.Module()
+  net.features = nn.Sequential(
+      nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+      nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+      nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+  net.avgpool = nn.AdaptiveAvgPool2d(6)
+  net.classifier = nn.Sequential(
+      nn.Dropout(), nn.Linear(256 * 36, width), nn.ReLU(), nn.Dropout(), nn.Linear(width, width),
+      nn.ReLU(), nn.Linear(width, num_classes))
+  net.forward = lambda x: net.classifier(torch.flatten(net.avgpool(net.features(x)), 1))
+  return net.eval()

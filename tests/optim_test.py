@@ -53,3 +53,26 @@ def test_unknown_names_are_rejected_with_the_key():
   with pytest.raises(ValueError, match='optimizer.name'):
     optim.make_optimizer(_opt(name='lamb'), lambda s: 0.1)
   assert isinstance(_opt(), ml_collections.ConfigDict)
+
+
+def test_frozen_layers_get_no_update_and_no_weight_decay():
+  import jax  # pylint: disable=g-import-not-at-top
+  params = {name: {'kernel': jnp.ones((2, 2)), 'bias': jnp.ones(2)} for name in optim.LAYERS}
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx = optim.make_optimizer(_opt(trainable='conv5,fc8', weight_decay=0.1), lambda _: 0.5)
+  state = tx.init(params)
+  for _ in range(2):
+    updates, state = tx.update(grads, state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+  for name in optim.LAYERS:
+    changed = not np.array_equal(params[name]['kernel'], np.ones((2, 2)))
+    assert changed == (name in ('conv5', 'fc8')), name
+  slots = [leaf for leaf in jax.tree.leaves(state) if getattr(leaf, 'shape', ()) == (2, 2)]
+  assert len(slots) == 2  # momentum for the two trained kernels only
+
+
+def test_trainable_presets_and_bad_names():
+  assert optim.trainable_layers('classifier') == ('fc6', 'fc7', 'fc8')
+  assert optim.trainable_layers('all') == optim.LAYERS
+  with pytest.raises(ValueError, match="optimizer.trainable='fc9'"):
+    optim.trainable_layers('fc9')

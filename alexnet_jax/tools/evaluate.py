@@ -16,7 +16,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
 from alexnet_jax import checkpoint
 from alexnet_jax import cli
@@ -52,8 +51,7 @@ def define_flags(argv) -> None:
   config = inference.read_config(path)
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  config_flags.DEFINE_config_dict('config', config, 'The run\'s config; override any key.',
-                                  lock_config=True)
+  cli.define_config_dict(config, argv, 'The run\'s config; override any key.')
 
 
 def evaluate(workdir: str, step, config) -> tuple[dict, int]:

@@ -82,8 +82,11 @@ def read_state_dict(path: str) -> dict:
   try:
     loaded = torch.load(path, map_location='cpu', weights_only=True)
   except pickle.UnpicklingError as e:
-    raise ImportError_(f'{path} was refused: it holds objects other than tensors, which loading '
-                       f'would run ({str(e).splitlines()[0][:120]}); use a plain state_dict.') from None
+    refused = [line for line in str(e).splitlines() if 'GLOBAL' in line]
+    if refused:  # weights_only met a callable: running it is what a malicious file wants
+      raise ImportError_(f'{path} was refused: it names code to run on loading ({refused[0][:120]}'
+                         '); only a plain state_dict of tensors is read.') from None
+    raise ImportError_(f'{path} is not a readable PyTorch file (a damaged or foreign pickle).') from None
   except Exception as e:  # pylint: disable=broad-except  # truncated zip, not a torch file, ...
     raise ImportError_(f'{path} is not a readable PyTorch file ({type(e).__name__}: '
                        f'{(str(e).splitlines() or [""])[0][:120]}).') from None

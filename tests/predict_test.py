@@ -1,0 +1,75 @@
+"""tools.predict and tools.evaluate as a user runs them: output formats, the eval row, one-line errors."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from alexnet_jax import inference
+from conftest import error_line
+from conftest import run_module
+
+
+def test_predict_json_is_one_object_per_image_best_first(trained_run, tmp_path):
+  workdir, photos = trained_run
+  result = run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--json', '--top_k=3',
+                      os.path.join(photos, 'class2'), os.path.join(photos, 'class0', '1.png'))
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = [json.loads(line) for line in result.stdout.splitlines()]
+  expected = inference.find_images([os.path.join(photos, 'class2')]) + [
+      os.path.join(photos, 'class0', '1.png')]
+  assert [l['path'] for l in lines] == expected  # every image once, folders walked, in order
+  for line in lines:
+    assert set(line) == {'path', 'predictions'}
+    probabilities = [p['probability'] for p in line['predictions']]
+    assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
+    assert all(p['name'] == f'class{p["label"]}' for p in line['predictions'])
+  assert '11 images in' in result.stderr and 'images/s' in result.stderr
+  clf = inference.load(workdir)
+  direct = clf.predict(expected, top_k=3)
+  for line, want in zip(lines, direct):
+    np.testing.assert_allclose([p['probability'] for p in line['predictions']],
+                               [p['probability'] for p in want['predictions']], rtol=1e-5)
+
+
+def test_predict_table_and_bad_inputs(trained_run, tmp_path):
+  workdir, photos = trained_run
+  image = os.path.join(photos, 'class1', '0.jpg')
+  bad = tmp_path / 'notes.png'
+  bad.write_text('not an image')
+  table = run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--top_k=2',
+                     '--skip_bad', image, bad)
+  assert table.returncode == 0, table.stderr[-3000:]
+  assert table.stdout.splitlines()[0] == image and '%  class' in table.stdout.splitlines()[1]
+  assert f'warning: {bad} is not a readable image; skipped.' in table.stderr
+  assert 'notes.png is not a readable image; remove it or pass --skip_bad' in error_line(
+      run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', image, bad))
+  assert 'no checkpoint of step 5; it has steps [3, 6]' in error_line(
+      run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--step=5', image))
+  assert 'no such workdir' in error_line(
+      run_module('alexnet_jax.tools.predict', f'--workdir={tmp_path / "nothing"}', image))
+
+
+def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, tmp_path):
+  workdir, _ = trained_run
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    last = [r for r in map(json.loads, f) if r['split'] == 'eval'][-1]
+  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads(result.stdout.splitlines()[-1])
+  assert metrics == {k: last[k] for k in ('count', 'loss', 'top1', 'top5')}  # exactly
+  assert 'evaluating step 6: batch 1/1' in result.stderr
+  ten = run_module('alexnet_jax.tools.evaluate', f'--workdir={workdir}', '--step=3',
+                   '--config.data.eval_crops=10')
+  assert ten.returncode == 0, ten.stderr[-3000:]
+  with open(os.path.join(workdir, 'evaluations.jsonl')) as f:
+    rows = [json.loads(line) for line in f][-2:]
+  assert rows[0]['step'] == 6 and rows[0]['overrides'] == [] and rows[0]['top1'] == last['top1']
+  assert rows[1]['step'] == 3 and rows[1]['overrides'] == ['--config.data.eval_crops=10']
+  assert rows[1]['count'] == last['count']
+  assert json.loads(ten.stdout.splitlines()[-1]) == {k: rows[1][k] for k in metrics}
+  assert 'Did you mean "eval_crops"' in error_line(run_module(
+      'alexnet_jax.tools.evaluate', f'--workdir={workdir}', '--config.data.eval_crop=10'))
+  os.makedirs(tmp_path / 'empty')
+  assert 'has no config.json' in error_line(run_module(
+      'alexnet_jax.tools.evaluate', f'--workdir={tmp_path / "empty"}'))
