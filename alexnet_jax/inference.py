@@ -131,7 +131,9 @@ class Classifier:
         raise ImageError(f'{names[bad[0]]} is not a readable image; remove it or pass --skip_bad.')
       results = {index: {'path': names[index], 'error': 'not a readable image'} for index in bad}
       if len(indices):
-        probs_BK = np.asarray(jax.nn.softmax(self.logits(images_BHWC), axis=-1))
+        logits_BK = self.logits(images_BHWC).astype(np.float64)
+        probs_BK = np.exp(logits_BK - logits_BK.max(axis=-1, keepdims=True))
+        probs_BK /= probs_BK.sum(axis=-1, keepdims=True)
         best_Bk = np.argsort(-probs_BK, axis=-1, kind='stable')[:, :top_k]
         for row, index in enumerate(indices):
           results[int(index)] = {'path': names[index], 'predictions': [

@@ -92,8 +92,8 @@ def _schedule_steps(config, info) -> tuple[int, int]:
   return steps_per_epoch, total
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains and evaluates as the config says; returns the last eval metrics."""
+def mesh_and_data(config):
+  """(mesh, dataset info), checked: the batch and layers split over the mesh, the classes fit."""
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_divisibility(mesh, batch_size=config.data.batch_size,
                               num_classes=config.model.num_classes, hidden=config.model.fc_width)
@@ -101,6 +101,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if info.num_classes != config.model.num_classes:
     raise ValueError(f'the dataset has {info.num_classes} classes but model.num_classes='
                      f'{config.model.num_classes}; set --config.model.num_classes={info.num_classes}.')
+  return mesh, info
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains and evaluates as the config says; returns the last eval metrics."""
+  mesh, info = mesh_and_data(config)
   steps_per_epoch, total_steps = _schedule_steps(config, info)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=steps_per_epoch,
                                  total_steps=total_steps)

@@ -20,7 +20,6 @@ from absl import flags
 from alexnet_jax import checkpoint
 from alexnet_jax import cli
 from alexnet_jax import inference
-from alexnet_jax import input_pipeline
 from alexnet_jax import model as model_lib
 from alexnet_jax import parallel
 from alexnet_jax import train
@@ -57,13 +56,7 @@ def define_flags(argv) -> None:
 def evaluate(workdir: str, step, config) -> tuple[dict, int]:
   """(metrics, step) of a saved run's parameters on config's eval data, on all devices."""
   host_params, step, _ = checkpoint.load_params(workdir, step)
-  mesh = parallel.make_mesh(config.mesh)
-  parallel.check_divisibility(mesh, batch_size=config.data.batch_size,
-                              num_classes=config.model.num_classes, hidden=config.model.fc_width)
-  info = input_pipeline.get_dataset_info(config.data, num_classes=config.model.num_classes)
-  if info.num_classes != config.model.num_classes:
-    raise ValueError(f'{config.data.name} has {info.num_classes} classes but the run\'s model '
-                     f'has {config.model.num_classes}: evaluate on data with the run\'s classes.')
+  mesh, info = train.mesh_and_data(config)
   specs = parallel.param_specs(host_params)
   params = parallel.host_to_mesh(host_params, mesh, specs)
   eval_step = step_lib.make_eval_step(model_lib.AlexNet(**config.model), mesh, specs)
