@@ -4,6 +4,7 @@ import os
 import re
 import sys
 
+from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -66,3 +67,10 @@ def load_config_file(name: str):
   if root not in sys.path:
     sys.path.insert(0, root)
   return importlib.import_module(f'configs.{name}').get_config()
+
+
+def run(main) -> None:
+  """absl's app.run for the CLI and the tools: the project's XLA flags, one-line flag errors."""
+  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.apply()  # before jax initialises its backend (imports alone do not)
+  app.run(main, flags_parser=parse_flags)

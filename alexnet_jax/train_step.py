@@ -104,8 +104,10 @@ def eval_step(params, batch, *, model):
   crops = images.shape[1] if images.ndim == 5 else 1
   images_bHWC = images.reshape((-1,) + images.shape[-3:])
   logits_BK = model.apply({'params': params}, images_bHWC, train=False)
-  probs_BCK = jnp.exp(log_softmax(logits_BK, MODEL_AXIS)).reshape(-1, crops, logits_BK.shape[-1])
-  logprobs_BK = jnp.log(jnp.mean(probs_BCK, axis=1))
+  logprobs_BCK = log_softmax(logits_BK, MODEL_AXIS).reshape(-1, crops, logits_BK.shape[-1])
+  # log of the mean probability over crops, in log space: a class whose probability underflows
+  # in every crop keeps a finite log-probability (log(0) = -inf would make the loss NaN).
+  logprobs_BK = jax.nn.logsumexp(logprobs_BCK, axis=1) - jnp.log(crops)
   labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')
   mask_B = jax.lax.all_gather(mask_b, MODEL_AXIS, tiled=True, to='invarying').astype(jnp.float32)
   losses_B = cross_entropy(logprobs_BK, labels_B, num_classes=model.num_classes,

@@ -133,6 +133,27 @@ def test_eval_counts_real_examples_only_and_averages_crops(mesh_shape):
     np.testing.assert_allclose(float(sums10[k]), float(sums[k]), rtol=1e-4)
 
 
+def test_ten_crop_loss_stays_finite_when_a_class_probability_underflows():
+  """A confident model: the true class's probability is exp(-2e4) = 0 in float32 in every crop.
+
+  The mean over crops is taken in log space, so the loss is the exact 2e4, not log(0) -> NaN.
+  """
+  model = AlexNet(num_classes=NUM_CLASSES, fc_width=64)
+  mesh = _mesh(4, 2)
+  state, specs = step_lib.create_train_state(model, _paper_sgd(), mesh, image_size=SIZE, seed=0)
+  params = jax.device_get(state.params)
+  params['fc8']['kernel'] = np.zeros_like(params['fc8']['kernel'])
+  params['fc8']['bias'] = np.where(np.arange(NUM_CLASSES) == 0, 1e4, -1e4).astype(np.float32)
+  params = parallel.host_to_mesh(params, mesh, specs.params)
+  batch = _batch()
+  crops = dict(image=np.repeat(batch['image'][:, None], 10, axis=1),
+               label=np.ones(BATCH, np.int32), mask=np.ones(BATCH, bool))
+  sums = step_lib.make_eval_step(model, mesh, specs.params)(
+      params, parallel.global_batch(mesh, crops))
+  np.testing.assert_allclose(float(sums['loss']) / BATCH, 2e4, rtol=1e-6)
+  assert float(sums['top1']) == 0.0
+
+
 def test_uint8_images_are_standardised_on_device():
   images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.uint8)
   lighting = np.array([[0.1, 0.0, -0.1], [0.0, 0.0, 0.0]], np.float32)

@@ -17,7 +17,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import jax
 import numpy as np
-from absl import app
 from absl import flags
 
 from alexnet_jax import cli
@@ -86,4 +85,4 @@ if __name__ == '__main__':
   flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
   flags.DEFINE_integer('batch', 64, 'Batch size of both.')
   flags.DEFINE_bool('json', False, 'Also print the rounds as one JSON object.')
-  app.run(main)
+  cli.run(main)

@@ -14,7 +14,6 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app
 from absl import flags
 
 from alexnet_jax import checkpoint
@@ -89,4 +88,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags(sys.argv)
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -22,7 +22,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app
 from absl import flags
 
 from alexnet_jax import checkpoint
@@ -76,4 +75,4 @@ if __name__ == '__main__':
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'Platforms to lower for (cpu, cuda, rocm, tpu): the file runs on any of them.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
   flags.mark_flags_as_required(['workdir', 'output'])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

@@ -15,7 +15,6 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
-from absl import app
 from absl import flags
 
 from alexnet_jax import classes
@@ -146,4 +145,4 @@ if __name__ == '__main__':
   flags.DEFINE_string('weights', None, 'A torchvision AlexNet state_dict (.pth).')
   flags.DEFINE_string('workdir', None, 'A new folder for the imported run.')
   flags.mark_flags_as_required(['weights', 'workdir'])
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

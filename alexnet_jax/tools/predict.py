@@ -15,7 +15,6 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app
 from absl import flags
 
 from alexnet_jax import checkpoint
@@ -81,4 +80,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)
