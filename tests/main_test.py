@@ -1,10 +1,15 @@
-"""The CLI: overrides, their rejection in one line, and an end-to-end run on synthetic data."""
+"""The CLI: overrides rejected in one line, an end-to-end run, and cluster detection."""
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 
+import jax
 import pytest
+
+from alexnet_jax import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--config.data.name=synthetic', '--config.data.image_size=64', '--config.data.batch_size=16',
@@ -55,3 +60,106 @@ def test_cli_trains_with_overrides_and_writes_the_workdir(tmp_path):
   assert config['model']['lrn'] is False and config['mesh']['model'] == 2
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir))
   assert 'step 4/4' in result.stderr and 'ETA' in result.stderr
+
+
+SLURM = {'SLURM_JOB_ID': '77', 'SLURM_STEP_NODELIST': 'node[1-2]', 'SLURM_NTASKS': '2',
+         'SLURM_PROCID': '1', 'SLURM_LOCALID': '0'}
+OPEN_MPI = {'OMPI_MCA_orte_hnp_uri': '1531576320.0;tcp://10.0.0.1:34911',
+            'OMPI_COMM_WORLD_SIZE': '4', 'OMPI_COMM_WORLD_RANK': '1',
+            'OMPI_COMM_WORLD_LOCAL_RANK': '1'}
+GKE_TPU = {'TPU_WORKER_HOSTNAMES': 'job-0.svc,job-1.svc', 'TPU_WORKER_ID': '1'}
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+  """A GCE metadata server that, like the real one, answers only with the Metadata-Flavor header."""
+  endpoints = ''
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    key = self.path.rsplit('/', 1)[-1]
+    if self.headers.get('Metadata-Flavor') != 'Google' or key != 'worker-network-endpoints':
+      self.send_error(403 if key == 'worker-network-endpoints' else 404)
+      return
+    body = self.endpoints.encode()
+    self.send_response(200)
+    self.send_header('Content-Length', str(len(body)))
+    self.end_headers()
+    self.wfile.write(body)
+
+  def log_message(self, *args):
+    pass
+
+
+@pytest.fixture
+def tpu_vm(tmp_path, monkeypatch):
+  """A Cloud TPU VM: a TPU device file and a metadata server; returns (env, set endpoints)."""
+  (tmp_path / 'accel0').touch()
+  monkeypatch.setattr(main, 'TPU_DEVICE_GLOBS', (str(tmp_path / 'accel[0-9]*'),))
+  handler = type('Handler', (_Metadata,), {})
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  yield {'GCE_METADATA_IP': f'127.0.0.1:{server.server_port}'}, handler
+  server.shutdown()
+
+
+@pytest.fixture
+def initialize_calls(monkeypatch):
+  calls = []
+  monkeypatch.setattr(jax.distributed, 'initialize', lambda *args: calls.append(args))
+  return calls
+
+
+def _init(env, distributed=None, num_processes=1):
+  main.initialize_distributed(distributed=distributed, num_processes=num_processes,
+                              coordinator_address='10.0.0.1:1234', process_id=1, env=env)
+
+
+@pytest.mark.parametrize('env, cluster', [(SLURM, 'SLURM'), (OPEN_MPI, 'Open MPI'),
+                                          (GKE_TPU, 'GKE (TPU)')])
+def test_clusters_are_detected_and_initialised_without_flags(env, cluster, initialize_calls):
+  assert main.detect_cluster(env) == cluster
+  _init(env)
+  assert initialize_calls == [()]  # no arguments: jax reads the cluster itself
+
+
+@pytest.mark.parametrize('env, jax_cluster', [(SLURM, 'SlurmCluster'), (OPEN_MPI, 'OmpiCluster')])
+def test_detected_variables_are_the_ones_jax_reads(env, jax_cluster, monkeypatch):
+  from jax._src import clusters  # pylint: disable=g-import-not-at-top
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  assert getattr(clusters, jax_cluster).is_env_present()
+  assert getattr(clusters, jax_cluster).get_process_count() > 1
+
+
+def test_cloud_tpu_vm_slice_is_detected_from_the_metadata_server(tpu_vm, initialize_calls):
+  env, metadata = tpu_vm
+  metadata.endpoints = 'unknown:unknown:10.0.0.1,unknown:unknown:10.0.0.2'
+  assert main.detect_cluster(env) == 'Cloud TPU VM'
+  _init(env)
+  assert initialize_calls == [()]
+  metadata.endpoints = 'unknown:unknown:10.0.0.1'  # a single-host TPU VM (v4-8): one process
+  assert main.detect_cluster(env) is None
+
+
+@pytest.mark.parametrize('env', [
+    {}, {'SLURM_NTASKS': '1', 'SLURM_STEP_NODELIST': 'node1'}, {'TPU_WORKER_HOSTNAMES': 'one'},
+    {'SLURM_NTASKS': '4'},  # an sbatch allocation outside srun: no step, no processes to join
+])
+def test_one_cpu_machine_starts_without_a_distributed_runtime(env, initialize_calls):
+  assert main.detect_cluster(env) is None
+  _init(env)
+  assert initialize_calls == []
+
+
+def test_flags_override_detection(initialize_calls):
+  _init(SLURM, distributed=False)
+  assert initialize_calls == []
+  _init({}, distributed=True)
+  assert initialize_calls == [()]
+  _init({}, num_processes=2)
+  assert initialize_calls[1] == ('10.0.0.1:1234', 2, 1)
+
+
+def test_gke_job_without_the_kubernetes_package_names_the_fix(monkeypatch):
+  monkeypatch.setattr(main.importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(main.UsageError, match=r"jax\[k8s\]"):
+    main.detect_cluster({'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'JOB_COMPLETION_INDEX': '0'})
