@@ -1,15 +1,14 @@
 """The CLI: overrides rejected in one line, an end-to-end run, and cluster detection."""
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 
 import jax
 import pytest
 
 from alexnet_jax import main
+from tests import fake_gcloud
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--config.data.name=synthetic', '--config.data.image_size=64', '--config.data.batch_size=16',
@@ -70,35 +69,13 @@ OPEN_MPI = {'OMPI_MCA_orte_hnp_uri': '1531576320.0;tcp://10.0.0.1:34911',
 GKE_TPU = {'TPU_WORKER_HOSTNAMES': 'job-0.svc,job-1.svc', 'TPU_WORKER_ID': '1'}
 
 
-class _Metadata(http.server.BaseHTTPRequestHandler):
-  """A GCE metadata server that, like the real one, answers only with the Metadata-Flavor header."""
-  endpoints = ''
-
-  def do_GET(self):  # pylint: disable=invalid-name
-    key = self.path.rsplit('/', 1)[-1]
-    if self.headers.get('Metadata-Flavor') != 'Google' or key != 'worker-network-endpoints':
-      self.send_error(403 if key == 'worker-network-endpoints' else 404)
-      return
-    body = self.endpoints.encode()
-    self.send_response(200)
-    self.send_header('Content-Length', str(len(body)))
-    self.end_headers()
-    self.wfile.write(body)
-
-  def log_message(self, *args):
-    pass
-
-
 @pytest.fixture
 def tpu_vm(tmp_path, monkeypatch):
-  """A Cloud TPU VM: a TPU device file and a metadata server; returns (env, set endpoints)."""
+  """A Cloud TPU VM: a TPU device file and a metadata server; yields (env, its attributes)."""
   (tmp_path / 'accel0').touch()
   monkeypatch.setattr(main, 'TPU_DEVICE_GLOBS', (str(tmp_path / 'accel[0-9]*'),))
-  handler = type('Handler', (_Metadata,), {})
-  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  yield {'GCE_METADATA_IP': f'127.0.0.1:{server.server_port}'}, handler
-  server.shutdown()
+  with fake_gcloud.metadata_server({'agent-worker-number': 0}) as (address, attributes):
+    yield {'GCE_METADATA_IP': address}, attributes
 
 
 @pytest.fixture
@@ -132,11 +109,11 @@ def test_detected_variables_are_the_ones_jax_reads(env, jax_cluster, monkeypatch
 
 def test_cloud_tpu_vm_slice_is_detected_from_the_metadata_server(tpu_vm, initialize_calls):
   env, metadata = tpu_vm
-  metadata.endpoints = 'unknown:unknown:10.0.0.1,unknown:unknown:10.0.0.2'
+  metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1,unknown:unknown:10.0.0.2'
   assert main.detect_cluster(env) == 'Cloud TPU VM'
   _init(env)
   assert initialize_calls == [()]
-  metadata.endpoints = 'unknown:unknown:10.0.0.1'  # a single-host TPU VM (v4-8): one process
+  metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1'  # a single-host TPU VM (v4-8): one process
   assert main.detect_cluster(env) is None
 
 
