@@ -16,6 +16,7 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import profiler as profiler_lib
 from alexnet_jax import train_step as step_lib
 
 
@@ -133,29 +134,33 @@ def train_and_evaluate(config, workdir: str) -> dict:
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
   preemption = checkpoint.Preemption()
+  profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
   try:
     state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
-                                preemption, config, mesh, start_step, total_steps)
+                                preemption, profiler, config, mesh, start_step, total_steps)
   except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
     ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
     raise
   finally:
     batches.close()  # stops the prefetch thread before anything else shuts down
+    profiler.close()
     preemption.close()
     ckpts.close()
     writer.close()
   return eval_metrics
 
 
-def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, config,
-          mesh, step, total_steps):
+def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, profiler,
+          config, mesh, step, total_steps):
   """Dispatches step N before fetching step N-1's metrics, so the host never stalls the devices."""
   pending, window, eval_metrics = None, [], {}
   window_start = time.perf_counter()
   log_every = max(1, config.log_every_steps)
   while step < total_steps and not preemption.reached(step):
+    profiler.maybe_start(step, state)
     state, step_metrics = train_step(state, next(batches))
     step += 1
+    profiler.maybe_stop(step, state)
     if pending is not None:
       _check_finite(pending)
       window.append(pending[1])
