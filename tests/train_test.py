@@ -1,8 +1,8 @@
 """train_and_evaluate resumed at steps that are not log points logs what a run never stopped logs."""
 import json
 import shutil
+import time
 
-from alexnet_jax import checkpoint
 from alexnet_jax import train
 from configs import default
 
@@ -17,24 +17,29 @@ def _config():
   return config
 
 
+def _times(workdir, after):
+  with open(workdir / 'metrics.jsonl') as f:
+    return [r['time'] for r in map(json.loads, f) if r['step'] > after]
+
+
 def _train_points(workdir):
   with open(workdir / 'metrics.jsonl') as f:
     return {r['step']: [r['loss'], r['top1'], r['top5']] for r in map(json.loads, f)
             if r['split'] == 'train'}
 
 
-def test_first_log_point_after_a_resume_averages_the_same_steps(tmp_path, monkeypatch):
-  train.train_and_evaluate(_config(), str(tmp_path / 'reference'))
-  want = _train_points(tmp_path / 'reference')
+def test_first_log_point_after_a_resume_averages_the_same_steps(tmp_path):
+  reference, resumed = tmp_path / 'reference', tmp_path / 'resumed'
+  train.train_and_evaluate(_config(), str(reference))
+  want = _train_points(reference)
   assert sorted(want) == [4, 8, 12]
-
-  workdir = tmp_path / 'resumed'
-  with monkeypatch.context() as patch:  # preempted after step 7: saves 3, 6 and 7
-    patch.setattr(checkpoint.Preemption, 'reached', lambda self, step: step == 7)
-    train.train_and_evaluate(_config(), str(workdir))
-  assert sorted(_train_points(workdir)) == [4]
-  # As if killed after step 7 before its checkpoint was complete: the resume starts at 6 and its
-  # first log point, 8, averages steps 5-8 (the saved ones, 5 and 6, and 7-8 run again).
-  shutil.rmtree(workdir / 'checkpoints' / '7')
-  train.train_and_evaluate(_config(), str(workdir))
-  assert _train_points(workdir) == want  # bit for bit
+  # As if killed after step 8: the newest checkpoint is 6, in the middle of the window 5-8. The
+  # resumed run drops the points after 6 and logs 8 and 12 again.
+  shutil.copytree(reference, resumed)
+  for step in (9, 12):
+    shutil.rmtree(resumed / 'checkpoints' / str(step))
+  started = time.time()
+  train.train_and_evaluate(_config(), str(resumed))
+  got = _train_points(resumed)
+  assert got == want  # bit for bit: step 8 averages 5-6 (saved with checkpoint 6) and 7-8
+  assert min(_times(resumed, after=6)) > started  # logged again, not left from the copy
