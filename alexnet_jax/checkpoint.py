@@ -188,16 +188,13 @@ class Checkpoints:
     self._manager.reload()
 
   def save(self, step: int, state, top1=None, log_window=()) -> None:
-    """Starts an asynchronous save; the state may be donated once this returns.
-
-    log_window: the train metrics of the steps since the last log point (JSON), for the resume.
-    """
+    """Starts an asynchronous save; the state may be donated once this returns."""
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
     top1 = None if top1 is None else float(top1)
     meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
             'checksums': checksums(state), 'config': json.loads(self._config.to_json()),
-            'log_window': list(log_window)}
+            'log_window': list(log_window)}  # train metrics since the last log point
     self._manager.save(step, args=ocp.args.Composite(**{
         STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
         metrics={} if top1 is None else {'top1': top1}, force=True)
