@@ -82,7 +82,8 @@ def detect_cluster(env=os.environ) -> str | None:
 
 
 def initialize_distributed(*, distributed: bool | None, num_processes: int,
-                           coordinator_address: str | None, process_id: int, env=os.environ) -> None:
+                           coordinator_address: str | None, process_id: int,
+                           env=os.environ) -> None:
   """jax.distributed.initialize() as the flags say, or as the detected cluster needs."""
   import jax  # pylint: disable=g-import-not-at-top
   if num_processes > 1:

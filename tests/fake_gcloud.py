@@ -83,7 +83,9 @@ def _remote(path, home):
 
 def _copy(sources, target):
   for source in sources:
-    destination = os.path.join(target, os.path.basename(source)) if os.path.isdir(target) else target
+    destination = target
+    if os.path.isdir(target):
+      destination = os.path.join(target, os.path.basename(source))
     if os.path.isdir(source):
       shutil.copytree(source, destination, dirs_exist_ok=True)
     else:

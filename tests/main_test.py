@@ -116,7 +116,7 @@ def test_cloud_tpu_vm_slice_is_detected_from_the_metadata_server(tpu_vm, initial
   assert main.detect_cluster(env) == 'Cloud TPU VM'
   _init(env)
   assert initialize_calls == [()]
-  metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1'  # a single-host TPU VM (v4-8): one process
+  metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1'  # one host (v4-8): no runtime
   assert main.detect_cluster(env) is None
 
 

@@ -82,7 +82,8 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
   assert not lock.exists()
 
   calls = [json.loads(line) for line in (tmp_path / 'gcloud.jsonl').read_text().splitlines()]
-  assert [c[3] for c in calls] == ['ssh', 'ssh', 'scp', 'ssh', 'scp']  # clean, mkdir, sync, run, logs
+  # CLEAN=1, then SYNC=1 (mkdir, copy), the run, the logs back
+  assert [c[3] for c in calls] == ['ssh', 'ssh', 'scp', 'ssh', 'scp']
   for call in calls:
     assert f'--zone={zone}' in call and '--worker=all' in call
   for i in range(2):  # SYNC=1: every worker runs this checkout's code
