@@ -187,16 +187,21 @@ class Checkpoints:
       multihost_utils.sync_global_devices(f'alexnet_jax_move_{folder}')
     self._manager.reload()
 
-  def save(self, step: int, state, top1=None) -> None:
+  def save(self, step: int, state, top1=None, log_window=()) -> None:
     """Starts an asynchronous save; the state may be donated once this returns."""
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
     top1 = None if top1 is None else float(top1)
     meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
-            'checksums': checksums(state), 'config': json.loads(self._config.to_json())}
+            'checksums': checksums(state), 'config': json.loads(self._config.to_json()),
+            'log_window': list(log_window)}  # train metrics since the last log point
     self._manager.save(step, args=ocp.args.Composite(**{
         STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
         metrics={} if top1 is None else {'top1': top1}, force=True)
+
+  def log_window(self, step: int) -> list[dict]:
+    """The log_window saved with a step ([] for checkpoints written before it was saved)."""
+    return _read(self._manager, step)[META].get('log_window', [])
 
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""

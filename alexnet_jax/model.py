@@ -246,7 +246,10 @@ class AlexNet(nn.Module):
     if example_ids_B is None:
       example_ids_B = jnp.arange(x_BF.shape[0])
     if self.model_axis is not None:  # conv features of the whole 'model' group (no-op if M=1)
-      x_BF = jax.lax.all_gather(x_BF, self.model_axis, tiled=True, to='invarying')
+      # Typed varying over 'model' (only FC6's column shards read it), so the backward pass is
+      # all_gather's transpose, a reduce-scatter of FC6's input gradient; 'invarying' would make it
+      # an all-reduce of the whole [B, F] gradient and a slice.
+      x_BF = jax.lax.all_gather(x_BF, self.model_axis, tiled=True)
       example_ids_B = jax.lax.all_gather(example_ids_B, self.model_axis, tiled=True, to='invarying')
     dropout = train and rate > 0
     key = self.make_rng('dropout') if dropout else None

@@ -16,6 +16,7 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import profiler as profiler_lib
 from alexnet_jax import train_step as step_lib
 
 
@@ -119,6 +120,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # A workdir's own checkpoint wins over init_from: a fine-tuning run resumes like any other.
   state = ckpts.restore_latest(state) or checkpoint.init_from(config.init_from, state)
   start_step = int(state.step)
+  # The train metrics of the steps after the last log point: the first point after a resume
+  # averages the same steps as an uninterrupted run (float32, as the step returned them).
+  carried = [{k: np.float32(v) for k, v in m.items()}
+             for m in (ckpts.log_window(start_step) if start_step else [])]
   writer = metrics_lib.Writer(workdir, enabled=jax.process_index() == 0)
   writer.truncate_after(start_step)
   ckpts.write_config()
@@ -133,29 +138,35 @@ def train_and_evaluate(config, workdir: str) -> dict:
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
   preemption = checkpoint.Preemption()
+  profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
   try:
     state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
-                                preemption, config, mesh, start_step, total_steps)
+                                preemption, profiler, config, mesh, start_step, total_steps,
+                                carried)
   except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
     ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
     raise
   finally:
     batches.close()  # stops the prefetch thread before anything else shuts down
+    profiler.close()
     preemption.close()
     ckpts.close()
     writer.close()
   return eval_metrics
 
 
-def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, config,
-          mesh, step, total_steps):
+def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, profiler,
+          config, mesh, step, total_steps, carried):
   """Dispatches step N before fetching step N-1's metrics, so the host never stalls the devices."""
-  pending, window, eval_metrics = None, [], {}
+  pending, window, eval_metrics = None, list(carried), {}
+  timed = -len(carried)  # + len(window): the steps run since window_start
   window_start = time.perf_counter()
   log_every = max(1, config.log_every_steps)
   while step < total_steps and not preemption.reached(step):
+    profiler.maybe_start(step, state)
     state, step_metrics = train_step(state, next(batches))
     step += 1
+    profiler.maybe_stop(step, state)
     if pending is not None:
       _check_finite(pending)
       window.append(pending[1])
@@ -167,11 +178,11 @@ def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemp
       elapsed = time.perf_counter() - window_start
       values = metrics_lib.average(jax.device_get(window))
       values.update(learning_rate=float(schedule(step - 1)),
-                    images_per_sec=len(window) * config.data.batch_size / elapsed)
+                    images_per_sec=(len(window) + timed) * config.data.batch_size / elapsed)
       writer.write(step, 'train', values)
-      eta = (total_steps - step) * elapsed / len(window)
+      eta = (total_steps - step) * elapsed / (len(window) + timed)
       logging.info(metrics_lib.progress_line(step, total_steps, values, eta))
-      window, window_start = [], time.perf_counter()
+      window, window_start, timed = [], time.perf_counter(), 0
     top1 = None
     if (config.eval_every_steps and step % config.eval_every_steps == 0) or step == total_steps:
       eval_metrics = evaluate(eval_step, state.params, config, mesh)
@@ -182,21 +193,23 @@ def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemp
     if step % config.checkpoint.every_steps == 0 or step == total_steps:
       if pending is not None:  # never save a state whose loss is not yet known to be finite
         _check_finite(pending)
-      _save(ckpts, step, state, top1)
+      _save(ckpts, step, state, window, pending, top1)
   if pending is not None:
     _check_finite(pending)
   if step < total_steps:  # preempted: save where we are, and the same command resumes here
-    _save(ckpts, step, state)
+    _save(ckpts, step, state, window, pending)
     logging.warning('Preempted at step %d; checkpoint saved. Run the same command to resume.', step)
   return state, eval_metrics
 
 
-def _save(ckpts, step: int, state, top1=None) -> None:
+def _save(ckpts, step: int, state, window, pending, top1=None) -> None:
   """Saves unless a parameter is NaN or infinite: a finite loss can still give inf parameters."""
   if not checkpoint.all_finite(state.params):
     raise NonFiniteLossError(
         f'the parameters are not finite after step {step}; {_DIVERGED_ADVICE}', step)
-  ckpts.save(step, state, top1)
+  unlogged = window + ([] if pending is None else [pending[1]])
+  ckpts.save(step, state, top1, log_window=[{k: float(v) for k, v in m.items()}
+                                           for m in jax.device_get(unlogged)])
 
 
 def _check_finite(pending) -> None:

@@ -80,4 +80,8 @@ def get_config():
 
   config.mesh = ml_collections.ConfigDict(dict(data=-1, model=1))  # -1: the remaining devices
   config.checkpoint = ml_collections.ConfigDict(dict(every_steps=5000, keep=3))
+  # num_steps > 0: a jax.profiler trace of the train steps start_step+1..start_step+num_steps in
+  # WORKDIR/plugins/profile/ (TensorBoard's profile plugin; Perfetto); process 0 only unless
+  # all_processes. Start after the first steps: step 1 includes compilation.
+  config.profile = ml_collections.ConfigDict(dict(start_step=10, num_steps=0, all_processes=False))
   return config

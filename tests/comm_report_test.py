@@ -49,3 +49,12 @@ def test_hybrid_does_not_all_reduce_classifier_gradients():
   all_reduce = report['collectives']['all-reduce']['payload_bytes']
   assert conv_bytes <= all_reduce < conv_bytes + 4 * report['fc_params']  # only activations
   assert report['collectives']['all-gather']['payload_bytes'] > 0  # conv features, labels
+
+
+def test_hybrid_reduce_scatters_fc6_input_gradient_instead_of_all_reducing_it():
+  report = _report(1, 8)
+  features = 4 * 16 * 256 * 6 * 6  # the gathered conv features [B, 9216] in float32
+  scatter = report['collectives']['reduce-scatter']
+  assert scatter['ops'] == 1 and scatter['payload_bytes'] == features
+  conv_bytes = 4 * (report['params'] - report['fc_params'])
+  assert report['collectives']['all-reduce']['payload_bytes'] - conv_bytes < features

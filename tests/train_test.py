@@ -1,0 +1,45 @@
+"""train_and_evaluate resumed at steps that are not log points logs what a run never stopped logs."""
+import json
+import shutil
+import time
+
+from alexnet_jax import train
+from configs import default
+
+
+def _config():
+  """12 steps, a log point every 4 and a checkpoint every 3: 6 and 9 fall inside log windows."""
+  config = default.get_config()
+  config.data.update(name='synthetic', image_size=64, batch_size=16)
+  config.model.update(num_classes=16, fc_width=64)
+  config.update(total_steps=12, log_every_steps=4, eval_every_steps=0)
+  config.checkpoint.update(every_steps=3, keep=5)
+  return config
+
+
+def _times(workdir, after):
+  with open(workdir / 'metrics.jsonl') as f:
+    return [r['time'] for r in map(json.loads, f) if r['step'] > after]
+
+
+def _train_points(workdir):
+  with open(workdir / 'metrics.jsonl') as f:
+    return {r['step']: [r['loss'], r['top1'], r['top5']] for r in map(json.loads, f)
+            if r['split'] == 'train'}
+
+
+def test_first_log_point_after_a_resume_averages_the_same_steps(tmp_path):
+  reference, resumed = tmp_path / 'reference', tmp_path / 'resumed'
+  train.train_and_evaluate(_config(), str(reference))
+  want = _train_points(reference)
+  assert sorted(want) == [4, 8, 12]
+  # As if killed after step 8: the newest checkpoint is 6, in the middle of the window 5-8. The
+  # resumed run drops the points after 6 and logs 8 and 12 again.
+  shutil.copytree(reference, resumed)
+  for step in (9, 12):
+    shutil.rmtree(resumed / 'checkpoints' / str(step))
+  started = time.time()
+  train.train_and_evaluate(_config(), str(resumed))
+  got = _train_points(resumed)
+  assert got == want  # bit for bit: step 8 averages 5-6 (saved with checkpoint 6) and 7-8
+  assert min(_times(resumed, after=6)) > started  # logged again, not left from the copy
