@@ -31,7 +31,7 @@ import tensorflow as tf
 from alexnet_jax import data_sources
 from alexnet_jax import preprocess
 from alexnet_jax.data_sources import DataError
-from alexnet_jax.tools import fake_imagenet
+from alexnet_jax import fake_imagenet
 
 SYNTHETIC_POOL_BATCHES = 4  # distinct global batches the synthetic source cycles through
 SYNTHETIC_EVAL_EXAMPLES = 256

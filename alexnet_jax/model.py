@@ -4,6 +4,8 @@ Shape letters: B batch, H/W height/width, C channels, F features, K classes. Ins
 data + model parallel step, the classifier holds 1/M of FC6, FC7 and FC8 (M = size of the
 'model' mesh axis) and returns the logits of its own class slice, logits_BK of width K/M.
 """
+from typing import NamedTuple
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,15 +36,31 @@ def standardize(images, lighting_B3=None):
     x = x + lighting_B3.reshape(lighting_B3.shape[:1] + (1,) * (x.ndim - 2) + (3,))
   return (x - jnp.asarray(IMAGENET_MEAN_RGB)) / jnp.asarray(IMAGENET_STD_RGB)
 
-# (features, kernel, stride, padding, bias_init, grouped) per conv layer, and whether LRN and a
-# pool follow. conv1's padding 2 gives the paper's 55x55 map from a 224 input (as cuda-convnet).
-_PAPER_CONVS = ((96, 11, 4, 2, 0.0, False, True, True), (256, 5, 1, 2, 1.0, True, True, True),
-                (384, 3, 1, 1, 0.0, False, False, False), (384, 3, 1, 1, 1.0, True, False, False),
-                (256, 3, 1, 1, 1.0, True, False, True))
-# Its bias_init column is the paper's, used with model.weight_init='paper' only.
-_TORCHVISION_CONVS = ((64, 11, 4, 2, 0.0, False, False, True), (192, 5, 1, 2, 1.0, False, False, True),
-                      (384, 3, 1, 1, 0.0, False, False, False), (256, 3, 1, 1, 1.0, False, False, False),
-                      (256, 3, 1, 1, 1.0, False, False, True))
+class ConvLayer(NamedTuple):
+  """One convolution of the trunk and what follows it."""
+  features: int
+  kernel: int
+  stride: int
+  padding: int
+  bias: float  # the paper's bias init (model.weight_init='paper' only)
+  grouped: bool  # split into model.groups groups (the paper's two GPUs)
+  lrn: bool  # followed by local response normalisation (when model.lrn)
+  pool: bool  # followed by max pooling
+
+
+# conv1's padding 2 gives the paper's 55x55 map from a 224 input (as cuda-convnet).
+CONVS = {
+    'paper': (ConvLayer(96, 11, 4, 2, 0.0, grouped=False, lrn=True, pool=True),
+              ConvLayer(256, 5, 1, 2, 1.0, grouped=True, lrn=True, pool=True),
+              ConvLayer(384, 3, 1, 1, 0.0, grouped=False, lrn=False, pool=False),
+              ConvLayer(384, 3, 1, 1, 1.0, grouped=True, lrn=False, pool=False),
+              ConvLayer(256, 3, 1, 1, 1.0, grouped=True, lrn=False, pool=True)),
+    'torchvision': (ConvLayer(64, 11, 4, 2, 0.0, grouped=False, lrn=False, pool=True),
+                    ConvLayer(192, 5, 1, 2, 1.0, grouped=False, lrn=False, pool=True),
+                    ConvLayer(384, 3, 1, 1, 0.0, grouped=False, lrn=False, pool=False),
+                    ConvLayer(256, 3, 1, 1, 1.0, grouped=False, lrn=False, pool=False),
+                    ConvLayer(256, 3, 1, 1, 1.0, grouped=False, lrn=False, pool=True)),
+}
 
 VARIANTS = {
     'paper': dict(activation='relu', lrn=True, overlap_pool=True, dropout_rate=0.5, groups=2,
@@ -218,22 +236,23 @@ class AlexNet(nn.Module):
   def _trunk(self, images_BHWC, act):
     """The convolutional trunk: images -> pooled 6x6 feature map, flattened (inline modules)."""
     window, stride = (3, 2) if self.option('overlap_pool') else (2, 2)
-    layers = _PAPER_CONVS if self.variant == 'paper' else _TORCHVISION_CONVS
+    layers = CONVS[self.variant]
     x = images_BHWC.astype(self.dtype)
     if self.variant == 'paper':
       x = x * jnp.asarray(IMAGENET_STD_RGB, self.dtype) * 255.0
     in_channels = x.shape[-1]
-    for i, (features, kernel, strides, pad, bias, grouped, lrn, pool) in enumerate(layers):
-      groups = self.option('groups') if grouped else 1
-      kernel_init, bias_init = self._conv_init(bias, kernel * kernel * in_channels // groups)
-      x = Conv(features, kernel, strides, pad, groups, kernel_init, bias_init, self.dtype,
-               name=f'conv{i + 1}')(x)
+    for i, layer in enumerate(layers):
+      groups = self.option('groups') if layer.grouped else 1
+      kernel_init, bias_init = self._conv_init(
+          layer.bias, layer.kernel * layer.kernel * in_channels // groups)
+      x = Conv(layer.features, layer.kernel, layer.stride, layer.padding, groups, kernel_init,
+               bias_init, self.dtype, name=f'conv{i + 1}')(x)
       x = act(x)
-      if lrn and self.option('lrn'):
+      if layer.lrn and self.option('lrn'):
         x = local_response_norm(x)
-      if pool:
+      if layer.pool:
         x = pooling.max_pool(x, window, stride)
-      in_channels = features
+      in_channels = layer.features
     return adaptive_avg_pool(x).reshape(x.shape[0], -1)
 
   @nn.compact

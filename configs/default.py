@@ -44,7 +44,7 @@ def get_config():
       # input pipeline per epoch. The 'inception' crop then samples within that square.
       downsample=False,
       # classes > 0 with name='imagenet2012': a generated ImageNet of that many classes (the first
-      # synsets; tools/fake_imagenet), written and prepared on first use; empty manual_dir/data_dir
+      # synsets; alexnet_jax/fake_imagenet.py), written and prepared on first use; empty manual_dir/data_dir
       # go under ~/.cache/alexnet_jax/fake_imagenet_<classes>c_<train>t_<val>v_<px>px_v<version>/.
       fake_imagenet=ml_collections.ConfigDict(dict(
           classes=0, train_per_class=300, val_per_class=10, image_px=73)),

@@ -5,7 +5,7 @@
 The first run writes the data set in the real ILSVRC2012 archive format and prepares it with
 TFDS's own imagenet2012 builder (about 15 s); it then trains through the real input pipeline
 (paper augmentation) and evaluates on held-out images (the last 10% of train: TFDS labels the
-validation archive with the full 1000-class list, see tools/fake_imagenet.py).
+validation archive with the full 1000-class list, see alexnet_jax/fake_imagenet.py).
 Expected: about 97% top-1 on the held-out images after 700 steps, 2 min 45 s on 2 CPU cores with
 the data generation (chance: 10%). FC6/FC7 are 512 wide instead of 4096, and the recipe is for
 minutes, not days: AdamW, no dropout, He initialisation. With the paper's N(0, 0.01) init (or

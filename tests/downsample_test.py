@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from alexnet_jax import data_sources, input_pipeline, preprocess
+from alexnet_jax import data_sources
+from alexnet_jax import downsample, input_pipeline, preprocess
 from alexnet_jax.data_sources import DataError
-from alexnet_jax.tools import fake_imagenet
+from alexnet_jax import fake_imagenet
 from tests.input_pipeline_test import data_config
 
 
@@ -37,7 +38,7 @@ def photos(tmp_path):
 
 
 def copy_folder(config):
-  root = os.path.join(config.data_dir, data_sources.DOWNSAMPLED_FOLDER)
+  root = os.path.join(config.data_dir, downsample.DOWNSAMPLED_FOLDER)
   return [os.path.join(root, f) for f in sorted(os.listdir(root)) if not f.startswith('.')]
 
 
@@ -121,5 +122,5 @@ def test_undecodable_image_while_writing_the_copy_is_a_one_line_error(tmp_path):
       fetch=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
       load=lambda payload: payload, describe=lambda i: f'photo{i}.jpg', fingerprint='three')
   with pytest.raises(DataError, match=r'photo1.jpg could not be down-sampled.*on_corrupt=skip'):
-    data_sources.downsampled_source(source, side=SIDE, data_dir=str(tmp_path))
+    downsample.downsampled_source(source, side=SIDE, data_dir=str(tmp_path))
   assert not copy_folder(data_config(data_dir=str(tmp_path)))  # no partial copy left behind

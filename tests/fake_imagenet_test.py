@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import data_sources, input_pipeline
-from alexnet_jax.tools import fake_imagenet
+from alexnet_jax import fake_imagenet
 from configs import default
 
 K, TRAIN, VAL = 3, 6, 2

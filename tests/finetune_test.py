@@ -1,6 +1,5 @@
 """The 'classify your own photos' flow as README gives it: import -> fine-tune -> predict."""
 import json
-import os
 
 import jax
 import numpy as np

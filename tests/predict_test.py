@@ -3,7 +3,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 from alexnet_jax import inference
 from conftest import error_line

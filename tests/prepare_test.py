@@ -1,6 +1,7 @@
 """The prepare tool: missing-archive message, corrupt images listed."""
 import pytest
 
+from alexnet_jax import downsample
 from alexnet_jax.data_sources import DataError
 from alexnet_jax.tools import prepare
 
@@ -26,7 +27,7 @@ def test_downsample_for_writes_the_copy_training_then_reuses(tmp_path, capsys):
   prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
                   splits=['train'], downsample_for=16)
   assert 'train: down-sampled copy of 5 images for data.image_size=16 ready' in capsys.readouterr().out
-  (copy,) = (tmp_path / 'tfds' / data_sources.DOWNSAMPLED_FOLDER).glob('18px_*')
+  (copy,) = (tmp_path / 'tfds' / downsample.DOWNSAMPLED_FOLDER).glob('18px_*')
   written = (copy / 'images.bin').stat().st_mtime_ns
   config = data_config(name=f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
                        downsample=True)

@@ -32,8 +32,9 @@ import tensorflow as tf
 from absl import app, flags
 from PIL import Image
 
-from alexnet_jax import data_sources, input_pipeline, preprocess
-from alexnet_jax.tools import fake_imagenet
+from alexnet_jax import data_sources
+from alexnet_jax import downsample, input_pipeline, preprocess
+from alexnet_jax import fake_imagenet
 
 FLAGS = flags.FLAGS
 
@@ -129,7 +130,7 @@ def downsampled_copy(jpegs, size: int, folder: str) -> tuple[data_sources.Source
   """The paper's down-sampled copy of the JPEGs (data.downsample), and its writing rates
   (images per CPU-second, images per wall second)."""
   wall, cpu = time.perf_counter(), time.process_time()
-  source = data_sources.downsampled_source(memory_source(jpegs), side=preprocess.resize_side(size),
+  source = downsample.downsampled_source(memory_source(jpegs), side=preprocess.resize_side(size),
                                            data_dir=folder)
   return source, (len(jpegs) / (time.process_time() - cpu), len(jpegs) / (time.perf_counter() - wall))
 

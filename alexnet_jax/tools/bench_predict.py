@@ -23,7 +23,7 @@ from alexnet_jax import cli
 from alexnet_jax import inference
 from alexnet_jax import input_pipeline
 from alexnet_jax import model as model_lib
-from alexnet_jax.tools import fake_imagenet
+from alexnet_jax import fake_imagenet
 from alexnet_jax.tools import import_torchvision
 
 FLAGS = flags.FLAGS

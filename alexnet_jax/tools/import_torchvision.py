@@ -19,12 +19,22 @@ from absl import flags
 
 from alexnet_jax import classes
 from alexnet_jax import cli
+from alexnet_jax import model as model_lib
 
 FLAGS = flags.FLAGS
-# torchvision's module names -> ours, with the conv kernels' fixed shapes [out, in, k, k].
-CONVS = {'features.0': ('conv1', (64, 3, 11, 11)), 'features.3': ('conv2', (192, 64, 5, 5)),
-         'features.6': ('conv3', (384, 192, 3, 3)), 'features.8': ('conv4', (256, 384, 3, 3)),
-         'features.10': ('conv5', (256, 256, 3, 3))}
+
+
+def _torch_convs() -> dict:
+  """torchvision's conv module names -> (our name, kernel shape [out, in, k, k]), from model.CONVS."""
+  convs, in_channels = {}, 3
+  for i, (index, layer) in enumerate(zip((0, 3, 6, 8, 10), model_lib.CONVS['torchvision'])):
+    convs[f'features.{index}'] = (f'conv{i + 1}', (layer.features, in_channels, layer.kernel,
+                                                   layer.kernel))
+    in_channels = layer.features
+  return convs
+
+
+CONVS = _torch_convs()  # torchvision's module names -> ours, with the kernels' shapes
 DENSES = {'classifier.1': 'fc6', 'classifier.4': 'fc7', 'classifier.6': 'fc8'}
 POOLED = (256, 6, 6)  # conv5's channels and the adaptive pool's map: FC6's input, NCHW in torch
 
@@ -107,7 +117,6 @@ def imported_config(num_classes: int, fc_width: int):
 def write_workdir(params: dict, workdir: str) -> None:
   """A workdir holding params as step 0 of a torchvision-variant run (with fresh optimizer state)."""
   from alexnet_jax import checkpoint, optim, parallel  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import model as model_lib  # pylint: disable=g-import-not-at-top
   from alexnet_jax import train_step as step_lib  # pylint: disable=g-import-not-at-top
   num_classes, fc_width = params['fc8']['bias'].shape[0], params['fc7']['bias'].shape[0]
   config = imported_config(num_classes, fc_width)
