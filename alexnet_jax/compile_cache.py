@@ -12,7 +12,8 @@ from absl import logging
 # entries are written in place and a concurrent run could read half a file); least recently
 # used entries go beyond it. AlexNet's train step is a few MB.
 MAX_BYTES = 4 << 30
-_HIT, _REQUEST = '/jax/compilation_cache/cache_hits', '/jax/compilation_cache/compile_requests_use_cache'
+_HIT = '/jax/compilation_cache/cache_hits'
+_REQUEST = '/jax/compilation_cache/compile_requests_use_cache'
 _counts = {_HIT: 0, _REQUEST: 0}
 _listening = []
 

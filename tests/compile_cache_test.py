@@ -1,4 +1,4 @@
-"""The persistent compilation cache through the CLI: a second run of a config loads, '' turns it off."""
+"""The compilation cache through the CLI: a second run of a config loads, '' turns it off."""
 import os
 import re
 

@@ -1,4 +1,4 @@
-"""Images/s of this project's train and eval steps beside PyTorch's AlexNet on the same CPU, in one run.
+"""Images/s of this project's train and eval steps beside PyTorch's AlexNet on one CPU, one run.
 
   python -m alexnet_jax.tools.benchmark [--batch 64] [--forward_batch 128] [--image_size 224]
       [--modes train,train_bf16,forward] [--steps 5] [--rounds 5] [--json PATH]

@@ -50,7 +50,7 @@ def serve(setup) -> None:
 
 
 class Worker:
-  """A worker process (python -m module --worker=name ARGS): setup at start, then one command at a time.
+  """A worker process (python -m MODULE --worker=NAME ARGS): setup, then one command at a time.
 
   `started` (time.time() when the process was launched) is passed as --started, so that the worker
   can count its time to first step from its launch, imports included.
