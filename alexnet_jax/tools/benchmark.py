@@ -89,7 +89,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
                                              seed=config.seed)
   images, labels = _synthetic(batch, image_size)
   if mode == 'forward':
-    evaluate = step_lib.make_eval_step(model, mesh, specs)
+    evaluate = step_lib.make_eval_step(model, mesh, specs.params)
     data = parallel.global_batch(mesh, {'image': images, 'label': labels, 'mask': labels >= 0})
     step = lambda state, data: (state, evaluate(state.params, data))
   else:
