@@ -70,7 +70,8 @@ def load_config_file(name: str):
 
 
 def run(main) -> None:
-  """absl's app.run for the CLI and the tools: the project's XLA flags, one-line flag errors."""
-  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
+  """absl's app.run for the tools: XLA flags, the compilation cache, one-line flag errors."""
+  from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()  # before jax initialises its backend (imports alone do not)
+  compile_cache.enable(load_config_file('default').compilation_cache_dir)
   app.run(main, flags_parser=parse_flags)

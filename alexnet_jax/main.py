@@ -109,6 +109,8 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()  # before jax initialises its backend
+  from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top
+  cache_folder = compile_cache.enable(FLAGS.config.compilation_cache_dir)
   try:
     initialize_distributed(distributed=FLAGS.distributed, num_processes=FLAGS.num_processes,
                            coordinator_address=FLAGS.coordinator_address,
@@ -118,6 +120,7 @@ def main(argv):
   from alexnet_jax import train  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    compile_cache.log_stats(cache_folder)
   except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
 

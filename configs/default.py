@@ -22,6 +22,9 @@ def get_config():
   config.eval_every_steps = 5000  # 0: evaluate only at the end
   config.init_from = ''  # another run's workdir or checkpoint: start from its parameters
   config.label_smoothing = 0.0
+  # JAX's persistent compilation cache (CLI and tools): a second run or a resume of the same
+  # config loads its compiled programs instead of compiling them. '' turns it off.
+  config.compilation_cache_dir = '~/.cache/alexnet_jax/compilation_cache'
 
   config.data = ml_collections.ConfigDict(dict(
       name='imagenet2012',  # 'imagenet2012' | any TFDS name | 'folder:/path' | 'synthetic'

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from alexnet_jax import xla_flags
-from alexnet_jax.tools import benchmark
+from alexnet_jax.tools import benchmark, workers
 
 
 def test_xla_flags_are_added_unless_the_caller_set_them():
@@ -27,19 +27,28 @@ def test_train_flops_match_torchvision_macs():
                                                                rel=1e-3)
 
 
-def test_benchmark_writes_every_figure(tmp_path):
+def test_benchmark_writes_every_figure_of_every_row(tmp_path):
   pytest.importorskip('torch')
   path = tmp_path / 'bench.json'
   subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', '--batch=2',
-                  '--image_size=64', '--steps=1', '--rounds=1', '--warmup=0', f'--json={path}'],
-                 check=True, timeout=600, cwd=benchmark.ROOT)
+                  '--forward_batch=4', '--image_size=64', '--steps=1', '--rounds=1', '--warmup=0',
+                  f'--json={path}'], check=True, timeout=900, cwd=workers.ROOT)
   result = json.loads(path.read_text())
-  assert result['ratio'] > 0 and result['matmul_gflops'] > 0
-  for name in ('jax', 'torch'):
-    figures = result[name]
-    assert figures['params'] == 61_100_840
-    for key in ('images_per_sec', 'step_ms', 'mfu', 'first_step_s', 'peak_rss_mib'):
-      assert figures[key] > 0, (name, key)
+  assert result['rows']['train']['matmul_gflops'] > 0 and len(result['load_average']) == 3
+  assert list(result['rows']) == ['train', 'train_bf16', 'forward']
+  assert [row['batch'] for row in result['rows'].values()] == [2, 2, 4]
+  for mode, row in result['rows'].items():
+    assert row['ratio'] > 0 and row['cpu_time_ratio'] > 0
+    for name in ('jax', 'torch'):
+      figures = row[name]
+      assert figures['params'] == 61_100_840
+      for key in ('images_per_sec', 'step_ms', 'cpu_ms_per_image', 'first_step_s',
+                  'peak_rss_mib') + (('mfu', 'first_step_warm_s') if mode == 'train' else ()):
+        assert figures[key] > 0, (mode, name, key)
+  # The warm JAX worker loaded its programs from the cold one's cache and compiled none.
+  train = result['rows']['train']['jax']
+  assert train['cache']['compiled'] > 0 and train['cache']['loaded'] == 0
+  assert train['cache_warm'] == {'loaded': train['cache']['compiled'], 'compiled': 0}
 
 
 def test_layer_profile_times_every_layer_in_both_frameworks(tmp_path):
@@ -48,7 +57,7 @@ def test_layer_profile_times_every_layer_in_both_frameworks(tmp_path):
   path = tmp_path / 'layers.json'
   subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.layer_profile', '--batch=2',
                   '--image_size=64', '--reps=1', '--rounds=1', f'--json={path}'],
-                 check=True, timeout=600, cwd=benchmark.ROOT)
+                 check=True, timeout=600, cwd=workers.ROOT)
   result = json.loads(path.read_text())
   names = [layer['name'] for layer in layer_profile.layers(64)]
   assert names == ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'conv5', 'pool5',

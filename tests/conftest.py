@@ -1,5 +1,7 @@
 """8 virtual CPU devices for every test (set before jax is imported anywhere); shared fixtures."""
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,9 +15,16 @@ sys.path.insert(0, REPO)
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# Subprocesses share a persistent JAX compilation cache: later ones, and later sessions, load.
-TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE',
-                            os.path.join(tempfile.gettempdir(), 'alexnet_jax_test_jax_cache'))
+# One persistent JAX compilation cache per test session, in a fresh temporary folder removed at
+# the end (ALEXNET_JAX_TEST_CACHE names a lasting one instead): CLI runs of the same tiny config
+# load instead of compiling, no test depends on what an earlier session (or another worktree's
+# session) left, and no CLI run a test starts writes to ~/.cache (JAX_COMPILATION_CACHE_DIR wins
+# over config.compilation_cache_dir; compile_cache_test points its runs elsewhere).
+TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE') or tempfile.mkdtemp(
+    prefix='alexnet_jax_test_cache_')
+if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
+  atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
 
 
 def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48)):

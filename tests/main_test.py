@@ -17,9 +17,9 @@ TINY = ['--config.data.name=synthetic', '--config.data.image_size=64', '--config
         '--config.checkpoint.every_steps=4']
 
 
-def run_main(workdir, *overrides, devices=8, config='configs/default.py'):
-  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}',
-             TF_CPP_MIN_LOG_LEVEL='2')
+def run_main(workdir, *overrides, devices=8, config='configs/default.py', environ=None):
+  env = dict(os.environ if environ is None else environ, TF_CPP_MIN_LOG_LEVEL='2',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return subprocess.run([sys.executable, '-m', 'alexnet_jax.main', f'--config={config}',
                          f'--workdir={workdir}', *overrides], cwd=ROOT, env=env,
                         capture_output=True, text=True, timeout=600)

@@ -30,7 +30,8 @@ RUNS = {  # name: (processes, devices per process, mesh flags)
 
 
 def _environ(devices: int) -> dict:
-  env = {k: v for k, v in os.environ.items() if not k.startswith(('JAX_', 'XLA_FLAGS'))}
+  env = {k: v for k, v in os.environ.items()
+         if not k.startswith(('JAX_', 'XLA_FLAGS')) or k == 'JAX_COMPILATION_CACHE_DIR'}
   env.update(JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='2', PYTHONPATH=REPO,
              XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return env

@@ -1,43 +1,47 @@
-"""Train-step images/s of this project beside PyTorch's AlexNet on the same CPU, in one run.
+"""Images/s of this project's train and eval steps beside PyTorch's AlexNet on one CPU, one run.
 
-  python -m alexnet_jax.tools.benchmark [--batch 64] [--image_size 224] [--steps 5] [--rounds 5]
-      [--json PATH]
+  python -m alexnet_jax.tools.benchmark [--batch 64] [--forward_batch 128] [--image_size 224]
+      [--modes train,train_bf16,forward] [--steps 5] [--rounds 5] [--json PATH]
 
-Both run torchvision's AlexNet layout (61,100,840 parameters), fp32, on one fixed synthetic batch:
-this project's train step exactly as the CLI builds it (jit(shard_map), donated state, on a 1x1
-mesh of the default CPU device, which uses all cores), and a plain PyTorch model + SGD step
-(momentum 0.9, the same weight decay) with torch.set_num_threads(os.cpu_count()). Each framework
-runs in a worker process of its own (its own peak RSS, time to first step, thread pools); they take
-turns, --steps steps each per round, the order swapped every round, and the table gives medians.
-The ratio is the median over rounds of JAX / PyTorch images/s. MFU: training FLOPs per second
-(forward, weight and input gradients) over the peak of a jitted fp32 4096x4096 matmul, timed once
-per round (the fastest round).
-CPU time per image (all threads of a worker) is reported too: on a shared machine, other processes
-slow the wall clock far more than they add to it. The JAX worker applies alexnet_jax.xla_flags;
-a flag the caller sets in XLA_FLAGS wins.
+Both run torchvision's AlexNet layout (61,100,840 parameters) on one fixed synthetic batch, one
+row (mode) after another. 'train': the fp32 train step exactly as the CLI builds it (jit(shard_map),
+donated state, 1x1 mesh of the default CPU device, all cores; alexnet_jax.xla_flags, which
+XLA_FLAGS from the caller override) against a PyTorch model + SGD step (momentum 0.9, the same
+weight decay, all cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu',
+dtype=torch.bfloat16). 'forward': the eval step (fp32, --forward_batch) against a no_grad forward.
+Each framework is a worker process (tools/workers.py); they take turns, --steps steps each per
+round, the order swapped every round. Figures are medians over rounds; the ratio is the median of
+the rounds' JAX / PyTorch images/s. MFU (train): training FLOP/s over a jitted fp32 4096^2 matmul.
+First steps count from the worker's launch; the JAX workers share a fresh compilation cache, and
+for 'train' a second worker of each framework, started after the first, gives the warm start.
 """
 import json
 import os
-import platform
-import resource
+import shutil
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 
 from absl import app, flags
 
+from alexnet_jax.tools import workers
+
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('batch', 64, 'Global batch size.')
+flags.DEFINE_integer('batch', 64, 'Global batch size of the train rows.')
+flags.DEFINE_integer('forward_batch', 128, 'Global batch size of the forward row.')
 flags.DEFINE_integer('image_size', 224, 'Input height and width.')
-flags.DEFINE_integer('steps', 5, 'Timed train steps per round and framework.')
+flags.DEFINE_integer('steps', 5, 'Timed steps per round and framework.')
 flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the table gives medians.')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps after the first one.')
 flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
 flags.DEFINE_list('frameworks', ['jax', 'torch'], 'Which of jax, torch to run.')
+flags.DEFINE_list('modes', ['train', 'train_bf16', 'forward'], 'Rows, in this order.')
 flags.DEFINE_string('worker', '', 'Internal: serve as this framework\'s worker process.')
+flags.DEFINE_string('mode', 'train', 'Internal: the worker\'s mode.')
+flags.DEFINE_float('started', 0.0, 'Internal: time.time() at the worker\'s launch.')
+flags.DEFINE_string('cache_dir', '', 'Internal: the JAX worker\'s compilation cache folder.')
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODES = ('train', 'train_bf16', 'forward')
 MATMUL_N = 4096
 NUM_CLASSES = 1000
 # torchvision's AlexNet: (out channels, kernel, stride, padding, 3/2 max pool after) per conv.
@@ -63,34 +67,34 @@ def _synthetic(batch: int, image_size: int):
   return images, rng.integers(0, NUM_CLASSES, batch).astype(np.int32)
 
 
-def _timed(fn, *args) -> dict:
-  """Wall seconds, and CPU seconds of this process (all threads; less disturbed by other load)."""
-  wall, cpu = time.perf_counter(), time.process_time()
-  fn(*args)
-  return {'seconds': time.perf_counter() - wall, 'cpu_seconds': time.process_time() - cpu}
-
-
-def jax_worker(batch: int, image_size: int):
-  """(run(steps), matmul(), info) for the CLI's train step on a 1x1 mesh of the default device."""
-  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
+def jax_worker(batch: int, image_size: int, mode: str):
+  """(run(steps), matmul() or None, info): the CLI's train or eval step on a 1x1 mesh."""
+  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import xla_flags
   xla_flags.apply()  # before jax is imported
-  import jax  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import model as model_lib, optim, parallel  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import train_step as step_lib  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
+  import jax
+  from alexnet_jax import compile_cache, model as model_lib, optim, parallel
+  from alexnet_jax import train_step as step_lib
+  from configs import default
 
-  start = time.perf_counter()
+  compile_cache.enable(FLAGS.cache_dir)
   config = default.get_config()
   config.model.variant, config.mesh.data = 'torchvision', 1  # the 1x1 mesh of one device
+  config.model.dtype = 'bfloat16' if mode == 'train_bf16' else 'float32'
   mesh = parallel.make_mesh(config.mesh, devices=jax.devices()[:1])
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=10_000, total_steps=10**6)
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.AlexNet(**config.model)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=image_size,
                                              seed=config.seed)
-  step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed)
   images, labels = _synthetic(batch, image_size)
-  data = parallel.global_batch(mesh, {'image': images, 'label': labels})
+  if mode == 'forward':
+    evaluate = step_lib.make_eval_step(model, mesh, specs.params)
+    data = parallel.global_batch(mesh, {'image': images, 'label': labels, 'mask': labels >= 0})
+    step = lambda state, data: (state, evaluate(state.params, data))
+  else:
+    step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed)
+    data = parallel.global_batch(mesh, {'image': images, 'label': labels})
   holder = [state]
 
   def run(steps: int):  # dispatch only; one wait at the end
@@ -100,13 +104,14 @@ def jax_worker(batch: int, image_size: int):
     holder[0] = jax.block_until_ready((state, metrics))[0]
 
   run(1)
-  first_step_s = time.perf_counter() - start
+  info = dict(first_step_s=time.time() - FLAGS.started, version=jax.__version__,
+              params=model_lib.count_params(holder[0].params),
+              xla_flags=os.environ.get('XLA_FLAGS', ''), cache=compile_cache.stats())
+  if mode != 'train':
+    return run, None, info
   a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), 'float32')
   matmul = jax.jit(lambda x: x @ x)
   matmul(a).block_until_ready()
-  info = dict(first_step_s=first_step_s, version=jax.__version__,
-              params=model_lib.count_params(holder[0].params),
-              xla_flags=os.environ.get('XLA_FLAGS', ''))
   return run, lambda: matmul(a).block_until_ready(), info
 
 
@@ -124,123 +129,94 @@ def torch_alexnet(torch):
   return nn.Sequential(*layers)
 
 
-def torch_worker(batch: int, image_size: int):
-  """(run(steps), None, info) for PyTorch's model + SGD step with all cores."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
+def torch_worker(batch: int, image_size: int, mode: str):
+  """(run(steps), None, info): PyTorch's model + SGD step (or no_grad forward), all cores."""
+  # pylint: disable=g-import-not-at-top
+  import torch
+  from configs import default
   torch.set_num_threads(os.cpu_count())
-  start = time.perf_counter()
   opt_config = default.get_config().optimizer
   torch.manual_seed(0)
-  model = torch_alexnet(torch).train()
+  model = torch_alexnet(torch).train(mode != 'forward')
   opt = torch.optim.SGD(model.parameters(), lr=opt_config.learning_rate,
                         momentum=opt_config.momentum, weight_decay=opt_config.weight_decay)
   images, labels = _synthetic(batch, image_size)
   x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
   y = torch.from_numpy(labels).long()
+  precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=mode == 'train_bf16')
 
   def run(steps: int):
     for _ in range(steps):
+      if mode == 'forward':
+        with torch.no_grad():
+          model(x)
+        continue
       opt.zero_grad(set_to_none=True)
-      torch.nn.functional.cross_entropy(model(x), y).backward()
+      with precision:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+      loss.backward()
       opt.step()
 
   run(1)
-  info = dict(first_step_s=time.perf_counter() - start, version=torch.__version__,
+  info = dict(first_step_s=time.time() - FLAGS.started, version=torch.__version__,
               params=sum(p.numel() for p in model.parameters()), threads=torch.get_num_threads())
   return run, None, info
 
 
-def serve(framework: str) -> None:
-  """Worker loop: 'run N' | 'matmul' | 'done' on stdin, one JSON line each on stdout."""
-  out = os.fdopen(os.dup(1), 'w')
-  os.dup2(2, 1)  # library chatter goes to stderr, the protocol alone to `out`
-  sys.path.insert(0, ROOT)
-  run, matmul, info = (jax_worker if framework == 'jax' else torch_worker)(FLAGS.batch,
-                                                                            FLAGS.image_size)
+def _setup():
+  """The worker's (info, handle): 'run N' | 'matmul' -> wall and CPU seconds."""
+  batch = FLAGS.forward_batch if FLAGS.mode == 'forward' else FLAGS.batch
+  run, matmul, info = (jax_worker if FLAGS.worker == 'jax' else torch_worker)(
+      batch, FLAGS.image_size, FLAGS.mode)
   run(FLAGS.warmup)
-  reply = info
-  while True:
-    out.write(json.dumps(reply) + '\n')
-    out.flush()
-    command = sys.stdin.readline().split() or ['done']
-    if command[0] == 'run':
-      reply = _timed(run, int(command[1]))
-    elif command[0] == 'matmul':
-      reply = _timed(matmul)
-    else:
-      out.write(json.dumps({'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                            / 1024}) + '\n')  # ru_maxrss is in KiB on Linux
-      out.close()
-      return
+  return info, lambda command: workers.timed(
+      *((run, int(command[1])) if command[0] == 'run' else (matmul,)))
 
 
-class Worker:
-  """A framework's worker process: setup at start, then one command at a time."""
-
-  def __init__(self, framework: str, module: str = 'alexnet_jax.tools.benchmark',
-               args: tuple[str, ...] | None = None):
-    self.framework = framework
-    if args is None:
-      args = (f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}',
-              f'--warmup={FLAGS.warmup}')
-    argv = [sys.executable, '-m', module, f'--worker={framework}', *args]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get('PYTHONPATH', '')]))
-    self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True, cwd=ROOT, env=env)
-    self.info = self._read()
-
-  def _read(self) -> dict:
-    line = self.process.stdout.readline()
-    if not line:
-      raise RuntimeError(f'the {self.framework} worker exited with {self.process.wait()} '
-                         f'(its stderr is above).')
-    return json.loads(line)
-
-  def ask(self, command: str) -> dict:
-    self.process.stdin.write(command + '\n')
-    self.process.stdin.flush()
-    return self._read()
-
-  def close(self) -> dict:
-    reply = self.ask('done')
-    self.process.wait()
-    return reply
+def _start(name: str, mode: str, cache_dir: str, warmup: int) -> workers.Worker:
+  return workers.Worker(name, 'alexnet_jax.tools.benchmark', (
+      f'--batch={FLAGS.batch}', f'--forward_batch={FLAGS.forward_batch}', f'--mode={mode}',
+      f'--image_size={FLAGS.image_size}', f'--warmup={warmup}', f'--cache_dir={cache_dir}'))
 
 
-def measure(frameworks):
-  """Alternating rounds: ({name: [timings per round]}, {name: worker info}); 'matmul' too."""
-  workers = {name: Worker(name) for name in frameworks}  # one at a time: clean first-step times
+def measure(frameworks, mode: str, cache_dir: str):
+  """Alternating rounds of one mode: ({name: [timings per round]}, {name: worker info})."""
+  running = {name: _start(name, mode, cache_dir, FLAGS.warmup) for name in frameworks}
   times = {name: [] for name in frameworks + ['matmul']}
   try:
+    if mode == 'train':  # a second start of each, once the first has compiled: the warm start
+      for name in frameworks:
+        probe = _start(name, mode, cache_dir, warmup=0)
+        running[name].info.update(first_step_warm_s=probe.info['first_step_s'],
+                                  cache_warm=probe.info.get('cache'))
+        probe.close()
     for r in range(FLAGS.rounds):
       for name in (frameworks if r % 2 == 0 else frameworks[::-1]):
-        times[name].append(workers[name].ask(f'run {FLAGS.steps}'))
-      if 'jax' in workers:
-        times['matmul'].append(workers['jax'].ask('matmul'))
+        times[name].append(running[name].ask(f'run {FLAGS.steps}'))
+      if 'jax' in running and mode == 'train':
+        times['matmul'].append(running['jax'].ask('matmul'))
   finally:
-    infos = {name: dict(w.info, **w.close()) for name, w in workers.items()}
+    infos = {name: dict(w.info, **w.close()) for name, w in running.items()}
   return times, infos
 
 
-def summarise(times, infos) -> dict:
-  """images/s, step time, MFU, ratio (medians over rounds) and each worker's own figures."""
-  flops = train_flops_per_image(FLAGS.image_size)
-  result = dict(batch=FLAGS.batch, image_size=FLAGS.image_size, steps=FLAGS.steps,
-                rounds=FLAGS.rounds, cpu=_cpu_name(), cores=os.cpu_count(),
-                train_gflop_per_image=flops / 1e9)
+def summarise(mode: str, times, infos) -> dict:
+  """One row: images/s, step time, MFU, ratio (medians over rounds) and each worker's figures."""
+  batch = FLAGS.forward_batch if mode == 'forward' else FLAGS.batch
+  result = dict(batch=batch)
   if times['matmul']:
     result['matmul_gflops'] = max(  # a peak: the least disturbed round
         2 * MATMUL_N ** 3 / t['seconds'] for t in times['matmul']) / 1e9
   for name, info in infos.items():
-    images = FLAGS.batch * FLAGS.steps
+    images = batch * FLAGS.steps
     rates = [images / t['seconds'] for t in times[name]]
     result[name] = dict(info, images_per_sec=statistics.median(rates), images_per_sec_rounds=rates,
-                        step_ms=1e3 * FLAGS.batch / statistics.median(rates),
+                        step_ms=1e3 * batch / statistics.median(rates),
                         cpu_ms_per_image=1e3 * statistics.median(
                             t['cpu_seconds'] / images for t in times[name]))
     if 'matmul_gflops' in result:
-      result[name]['mfu'] = result[name]['images_per_sec'] * flops / 1e9 / result['matmul_gflops']
+      result[name]['mfu'] = (result[name]['images_per_sec'] * train_flops_per_image(
+          FLAGS.image_size) / 1e9 / result['matmul_gflops'])
   if 'jax' in infos and 'torch' in infos:
     ratios = [j / t for j, t in zip(result['jax']['images_per_sec_rounds'],
                                     result['torch']['images_per_sec_rounds'])]
@@ -250,49 +226,71 @@ def summarise(times, infos) -> dict:
   return result
 
 
-def _cpu_name() -> str:
-  with open('/proc/cpuinfo') if os.path.exists('/proc/cpuinfo') else open(os.devnull) as f:
-    names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
-  return names[0] if names else platform.processor() or platform.machine()
+_TITLES = {'train': 'train fp32', 'train_bf16': 'train bf16', 'forward': 'forward fp32'}
+_FIGURES = (('images/s (median)', 'images_per_sec', '{:.1f}'), ('step (ms)', 'step_ms', '{:.0f}'),
+            ('CPU time / image (ms)', 'cpu_ms_per_image', '{:.1f}'), ('MFU', 'mfu', '{:.1%}'),
+            ('first step, cold (s)', 'first_step_s', '{:.1f}'),
+            ('first step, warm (s)', 'first_step_warm_s', '{:.1f}'),
+            ('peak RSS (MiB)', 'peak_rss_mib', '{:.0f}'))
 
 
 def table(result: dict) -> str:
-  names = [n for n in ('jax', 'torch') if n in result]
-  heads = {'jax': f"JAX {result.get('jax', {}).get('version', '')}",
-           'torch': f"PyTorch {result.get('torch', {}).get('version', '')}"}
-  rows = [('images/s (median)', 'images_per_sec', '{:.1f}'), ('step (ms)', 'step_ms', '{:.0f}'),
-          ('CPU time / image (ms)', 'cpu_ms_per_image', '{:.1f}'),
-          ('MFU', 'mfu', '{:.1%}'), ('time to first step (s)', 'first_step_s', '{:.1f}'),
-          ('peak RSS (MiB)', 'peak_rss_mib', '{:.0f}')]
-  lines = [f"AlexNet (torchvision layout) train step, fp32, batch {result['batch']}, "
-           f"{result['image_size']}x{result['image_size']}, {result['rounds']} rounds x "
-           f"{result['steps']} steps; {result['cpu']}, {result['cores']} cores",
-           f"{'':24}" + ''.join(f'{heads[n]:>20}' for n in names)]
-  for label, key, fmt in rows:
-    cells = [fmt.format(result[n][key]) if key in result[n] else '-' for n in names]
-    lines.append(f'{label:24}' + ''.join(f'{c:>20}' for c in cells))
-  if 'ratio' in result:
-    spread = result['ratio_rounds']
-    lines.append(f"JAX / PyTorch images/s: {result['ratio']:.3f} (median of rounds; "
-                 f"{min(spread):.3f}-{max(spread):.3f}); "
-                 f"by CPU time per image: {result['cpu_time_ratio']:.3f}")
-  if 'matmul_gflops' in result:
-    lines.append(f"matmul peak: {result['matmul_gflops']:.0f} GFLOP/s (jitted fp32 {MATMUL_N}^2); "
-                 f"model: {result['train_gflop_per_image']:.2f} GFLOP/image")
-  if 'jax' in result:
-    lines.append(f"XLA_FLAGS: {result['jax']['xla_flags']}")
+  """Figures down, (mode, framework) across; ratios under the figures."""
+  rows = result['rows']
+  columns = [(mode, n) for mode in rows for n in ('jax', 'torch') if n in rows[mode]]
+  version = {n: rows[m][n]['version'] for m, n in columns}
+  lines = [f"AlexNet (torchvision layout), {result['image_size']}x{result['image_size']}, "
+           f"{result['rounds']} rounds x {result['steps']} steps; {result['cpu']}, "
+           f"{result['cores']} cores; JAX {version.get('jax', '-')}, "
+           f"PyTorch {version.get('torch', '-')}",
+           f"{'':24}" + ''.join(f"{_TITLES[m] + ' b' + str(rows[m]['batch']):>26}" for m in rows),
+           f"{'':24}" + ''.join(f"{'JAX' if n == 'jax' else 'PyTorch':>13}" for _, n in columns)]
+  for label, key, fmt in _FIGURES:
+    cells = [fmt.format(rows[m][n][key]) if key in rows[m][n] else '-' for m, n in columns]
+    lines.append(f'{label:24}' + ''.join(f'{c:>13}' for c in cells))
+  for mode, row in rows.items():
+    if 'ratio' in row:
+      spread = row['ratio_rounds']
+      lines.append(f"{_TITLES[mode]}: JAX / PyTorch images/s {row['ratio']:.3f} (median of rounds; "
+                   f"{min(spread):.3f}-{max(spread):.3f}); by CPU time per image "
+                   f"{row['cpu_time_ratio']:.3f}")
+  if 'matmul_gflops' in rows.get('train', {}):
+    lines.append(f"matmul peak: {rows['train']['matmul_gflops']:.0f} GFLOP/s (jitted fp32 "
+                 f"{MATMUL_N}^2); train: {result['train_gflop_per_image']:.2f} GFLOP/image")
+  xla = [row['jax']['xla_flags'] for row in rows.values() if 'jax' in row]
+  lines += [f'XLA_FLAGS: {xla[0]}'] if xla else []
   return '\n'.join(lines)
+
+
+def run_all() -> dict:
+  """Every mode in turn; the JAX workers share a fresh compilation cache, deleted at the end."""
+  result = dict(image_size=FLAGS.image_size, steps=FLAGS.steps, rounds=FLAGS.rounds,
+                cpu=workers.cpu_name(), cores=os.cpu_count(),
+                train_gflop_per_image=train_flops_per_image(FLAGS.image_size) / 1e9,
+                load_average=os.getloadavg(), rows={})
+  cache_dir = tempfile.mkdtemp(prefix='alexnet_jax_benchmark_cache_')
+  try:
+    for mode in FLAGS.modes:
+      result['rows'][mode] = summarise(mode, *measure(FLAGS.frameworks, mode, cache_dir))
+  finally:
+    shutil.rmtree(cache_dir, ignore_errors=True)
+  result['load_average_after'] = os.getloadavg()
+  return result
 
 
 def main(argv):
   del argv
   if FLAGS.worker:
-    serve(FLAGS.worker)
+    workers.serve(_setup)
     return
   if not FLAGS.frameworks or set(FLAGS.frameworks) - {'jax', 'torch'}:
     raise app.UsageError(f'--frameworks takes jax and/or torch, not {FLAGS.frameworks}.')
-  result = summarise(*measure(FLAGS.frameworks))
+  if not FLAGS.modes or set(FLAGS.modes) - set(MODES):
+    raise app.UsageError(f'--modes takes some of {", ".join(MODES)}, not {FLAGS.modes}.')
+  result = run_all()
   print(table(result))
+  print('load average (1, 5, 15 min): before %.2f %.2f %.2f, after %.2f %.2f %.2f' % (
+      *result['load_average'], *result['load_average_after']))
   if FLAGS.json:
     with open(FLAGS.json, 'w') as f:
       json.dump(result, f, indent=1)

@@ -17,11 +17,10 @@ import functools
 import json
 import os
 import statistics
-import sys
 
 from absl import app, flags
 
-from alexnet_jax.tools import benchmark
+from alexnet_jax.tools import benchmark, workers
 
 FLAGS = flags.FLAGS  # --batch, --image_size, --rounds, --json, --worker: tools/benchmark's flags
 flags.DEFINE_integer('reps', 5, 'Timed forward + backward passes per layer and round.')
@@ -55,6 +54,9 @@ def jax_layers(batch: int, image_size: int) -> dict:
   from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()
   import jax  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top
+  from configs import default  # pylint: disable=g-import-not-at-top
+  compile_cache.enable(default.get_config().compilation_cache_dir)
   from alexnet_jax import model as model_lib, pooling  # pylint: disable=g-import-not-at-top
   key = jax.random.key(0)
 
@@ -116,39 +118,28 @@ def torch_layers(batch: int, image_size: int) -> dict:
   return runs
 
 
-def serve(framework: str) -> None:
+def _setup():
   """Worker: builds and warms every layer, then 'run REPS' -> {layer: median seconds}."""
-  out = os.fdopen(os.dup(1), 'w')
-  os.dup2(2, 1)  # library chatter to stderr, the protocol alone to `out`
-  runs = (jax_layers if framework == 'jax' else torch_layers)(FLAGS.batch, FLAGS.image_size)
+  runs = (jax_layers if FLAGS.worker == 'jax' else torch_layers)(FLAGS.batch, FLAGS.image_size)
   for run in runs.values():
     run()  # compile / warm up
-  reply = {'layers': list(runs)}
-  while True:
-    out.write(json.dumps(reply) + '\n')
-    out.flush()
-    command = sys.stdin.readline().split() or ['done']
-    if command[0] != 'run':
-      out.write('{}\n')
-      out.close()
-      return
-    reply = {name: statistics.median(benchmark._timed(run)['seconds']  # pylint: disable=protected-access
-                                     for _ in range(int(command[1])))
-             for name, run in runs.items()}
+  return {'layers': list(runs)}, lambda command: {
+      name: statistics.median(workers.timed(run)['seconds'] for _ in range(int(command[1])))
+      for name, run in runs.items()}
 
 
 def measure() -> dict:
   """{'jax': {layer: ms}, 'torch': {layer: ms}}: medians over alternating rounds."""
   args = (f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}')
-  workers = {name: benchmark.Worker(name, 'alexnet_jax.tools.layer_profile', args)
+  running = {name: workers.Worker(name, 'alexnet_jax.tools.layer_profile', args)
              for name in ('jax', 'torch')}
-  rounds = {name: [] for name in workers}
+  rounds = {name: [] for name in running}
   try:
     for r in range(FLAGS.rounds):
       for name in (('jax', 'torch') if r % 2 == 0 else ('torch', 'jax')):
-        rounds[name].append(workers[name].ask(f'run {FLAGS.reps}'))
+        rounds[name].append(running[name].ask(f'run {FLAGS.reps}'))
   finally:
-    for worker in workers.values():
+    for worker in running.values():
       worker.close()
   return {name: {layer: 1e3 * statistics.median(r[layer] for r in got) for layer in got[0]}
           for name, got in rounds.items()}
@@ -157,7 +148,7 @@ def measure() -> dict:
 def table(result: dict) -> str:
   jax_ms, torch_ms = result['jax'], result['torch']
   lines = [f"Forward + backward per layer (ms), torchvision layout, fp32, batch {FLAGS.batch}, "
-           f"{FLAGS.image_size}x{FLAGS.image_size}; {benchmark._cpu_name()}, {os.cpu_count()} cores",  # pylint: disable=protected-access
+           f"{FLAGS.image_size}x{FLAGS.image_size}; {workers.cpu_name()}, {os.cpu_count()} cores",
            f"{'layer':8}{'JAX':>10}{'PyTorch':>10}{'JAX/PyTorch':>13}"]
   for layer in jax_ms:
     lines.append(f'{layer:8}{jax_ms[layer]:10.1f}{torch_ms[layer]:10.1f}'
@@ -170,8 +161,7 @@ def table(result: dict) -> str:
 def main(argv):
   del argv
   if FLAGS.worker:
-    sys.path.insert(0, benchmark.ROOT)
-    serve(FLAGS.worker)
+    workers.serve(_setup)
     return
   result = measure()
   print(table(result))

@@ -1,0 +1,42 @@
+"""The compilation cache through the CLI: a second run of a config loads, '' turns it off."""
+import os
+import re
+
+from tests import main_test
+
+
+def _run(tmp_path, name, *overrides, env_cache=None):
+  environ = dict(os.environ)
+  environ.pop('JAX_COMPILATION_CACHE_DIR', None)  # conftest's session cache: not here
+  if env_cache:
+    environ['JAX_COMPILATION_CACHE_DIR'] = env_cache
+  result = main_test.run_main(tmp_path / name, *main_test.TINY, *overrides, environ=environ)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stderr
+
+
+def _loaded_compiled(log: str) -> tuple[int, int]:
+  (match,) = re.findall(r'(\d+) programs loaded, (\d+) compiled', log)
+  return int(match[0]), int(match[1])
+
+
+def test_second_run_of_a_config_loads_every_program_from_the_cache(tmp_path):
+  cache = tmp_path / 'cache'
+  first = _run(tmp_path, 'first', f'--config.compilation_cache_dir={cache}')
+  entries = sorted(os.listdir(cache))
+  loaded, compiled = _loaded_compiled(first)
+  assert loaded == 0 and compiled > 0
+  assert any(name.startswith('jit_') and 'train_step' in name for name in entries), entries
+  second = _run(tmp_path, 'second', f'--config.compilation_cache_dir={cache}')
+  # Every program of the second run is read back (none rejected and compiled again) and
+  # nothing new is written.
+  assert _loaded_compiled(second) == (compiled, 0)
+  assert sorted(os.listdir(cache)) == entries
+
+
+def test_empty_key_turns_the_cache_off_even_with_jax_env_variable(tmp_path):
+  env_cache = tmp_path / 'env_cache'
+  log = _run(tmp_path, 'off', '--config.compilation_cache_dir=', env_cache=str(env_cache))
+  assert not env_cache.exists()
+  assert 'programs loaded' not in log
+
