@@ -45,8 +45,7 @@ def test_bad_overrides_end_in_one_line_and_touch_nothing(tmp_path, override, exp
 def test_cli_trains_with_overrides_and_writes_the_workdir(tmp_path):
   workdir = tmp_path / 'run'
   # XLA_FLAGS from the caller decide the device count: a 1x2 mesh needs exactly 2 devices.
-  result = run_main(workdir, *TINY, '--config.mesh.model=2', '--config.model.lrn=False',
-                    '--config.profile.start_step=2', '--config.profile.num_steps=1', devices=2)
+  result = run_main(workdir, *TINY, '--config.mesh.model=2', '--config.model.lrn=False', devices=2)
   assert result.returncode == 0, result.stderr[-3000:]
   records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   train = [r for r in records if r['split'] == 'train']
@@ -59,9 +58,18 @@ def test_cli_trains_with_overrides_and_writes_the_workdir(tmp_path):
   config = json.loads((workdir / 'config.json').read_text())
   assert config['model']['lrn'] is False and config['mesh']['model'] == 2
   assert any(f.startswith('events.out.tfevents') for f in os.listdir(workdir))
+  assert 'step 4/4' in result.stderr and 'ETA' in result.stderr
+
+
+def test_cli_writes_a_profile_of_the_chosen_steps(tmp_path):
+  # One device: with XLA:CPU's virtual devices, a profiled run was seen to abort in a collective's
+  # rendezvous (2 runs of 6 on a 1x2 mesh, none of 3 without the profiler); see README.
+  workdir = tmp_path / 'run'
+  result = run_main(workdir, *TINY, '--config.profile.start_step=2',
+                    '--config.profile.num_steps=1', devices=1)
+  assert result.returncode == 0, result.stderr[-3000:]
   (trace,) = (workdir / 'plugins' / 'profile').glob('*/*.xplane.pb')  # step 3's trace
   assert trace.stat().st_size > 0 and 'Profiling steps 3..3.' in result.stderr
-  assert 'step 4/4' in result.stderr and 'ETA' in result.stderr
 
 
 SLURM = {'SLURM_JOB_ID': '77', 'SLURM_STEP_NODELIST': 'node[1-2]', 'SLURM_NTASKS': '2',
