@@ -32,8 +32,10 @@ class DataError(ValueError):
 class Source:
   num_examples: int
   num_classes: int
-  fetch: Callable  # int64 [n] indices -> (payload string [n], label int32 [n]), in graph
-  load: Callable  # payload string [] -> encoded image bytes string [], in graph
+  # int64 [n] indices -> (payload string [n], label int32 [n]), in graph; a payload is the
+  # encoded image itself (TFDS, the down-sampled copy) or the path of its file (folders).
+  records: Callable
+  image_bytes: Callable  # payload string [] -> encoded image bytes string [], in graph
   describe: Callable[[int], str]  # index -> a name for messages (a file, or dataset[index])
   fingerprint: str = ''  # changes when the examples do: keys the down-sampled copy
   class_ids: tuple = ()  # the dataset's name of each label (folder name, TFDS name, synset)
@@ -107,11 +109,11 @@ def find_corrupt(source: Source) -> list[int]:
   """Indices of the examples whose image TF cannot decode (each image decoded once, in parallel)."""
   @tf.autograph.experimental.do_not_convert
   def decode(index, payload):
-    image = tf.io.decode_image(source.load(payload), channels=3, expand_animations=False)
+    image = tf.io.decode_image(source.image_bytes(payload), channels=3, expand_animations=False)
     return index, tf.shape(image)[0]
   good = tf.data.Dataset.range(source.num_examples).batch(256)
   good = good.map(tf.autograph.experimental.do_not_convert(
-      lambda idx: (idx, source.fetch(idx)[0]))).unbatch()
+      lambda idx: (idx, source.records(idx)[0]))).unbatch()
   good = good.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
   ok = np.zeros(source.num_examples, bool)
   for index, _ in good.as_numpy_iterator():
@@ -119,7 +121,8 @@ def find_corrupt(source: Source) -> list[int]:
   return np.flatnonzero(~ok).tolist()
 
 
-def _checked(source: Source, corrupt: list[int], on_corrupt: str, where: str) -> Source:
+def _without_corrupt(source: Source, corrupt: list[int], on_corrupt: str, where: str) -> Source:
+  """source without the corrupt examples (on_corrupt='skip'), or a DataError naming the first."""
   if not corrupt:
     return source
   if on_corrupt != 'skip':
@@ -129,7 +132,7 @@ def _checked(source: Source, corrupt: list[int], on_corrupt: str, where: str) ->
                   source.describe(corrupt[0]))
   keep = tf.constant(np.setdiff1d(np.arange(source.num_examples), corrupt), tf.int64)
   return dataclasses.replace(source, num_examples=int(keep.shape[0]),
-                             fetch=lambda idx: source.fetch(tf.gather(keep, idx)),
+                             records=lambda idx: source.records(tf.gather(keep, idx)),
                              describe=lambda i: source.describe(int(keep[i])),
                              fingerprint=f'{source.fingerprint} without {corrupt}')
 
@@ -140,12 +143,13 @@ def folder_source(root: str, split: str, data_config) -> Source:
   paths = tf.constant([p for p, _ in files])
   labels = tf.constant([l for _, l in files], tf.int32)
   source = Source(num_examples=len(files), num_classes=len(classes),
-                  fetch=lambda idx: (tf.gather(paths, idx), tf.gather(labels, idx)),
-                  load=tf.io.read_file, describe=lambda i: files[i][0], class_ids=tuple(classes))
-  stamp = _stamp([p for p, _ in files])
-  source = dataclasses.replace(source, fingerprint=f'folder {split} {stamp}')
+                  records=lambda idx: (tf.gather(paths, idx), tf.gather(labels, idx)),
+                  image_bytes=tf.io.read_file, describe=lambda i: files[i][0],
+                  class_ids=tuple(classes))
+  fingerprint = _fingerprint([p for p, _ in files])
+  source = dataclasses.replace(source, fingerprint=f'folder {split} {fingerprint}')
   cache = os.path.join(data_config.data_dir or os.path.expanduser('~/tensorflow_datasets'),
-                       'alexnet_jax_folders', hashlib.sha1(stamp.encode()).hexdigest() + '.json')
+                       'alexnet_jax_folders', hashlib.sha1(fingerprint.encode()).hexdigest() + '.json')
   if os.path.exists(cache):
     with open(cache) as f:
       corrupt = json.load(f)
@@ -155,10 +159,10 @@ def folder_source(root: str, split: str, data_config) -> Source:
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     with open(cache, 'w') as f:
       json.dump(corrupt, f)
-  return _checked(source, corrupt, data_config.on_corrupt, f'folder:{root} split {split}')
+  return _without_corrupt(source, corrupt, data_config.on_corrupt, f'folder:{root} split {split}')
 
 
-def _stamp(paths: list[str]) -> str:
+def _fingerprint(paths: list[str]) -> str:
   """Paths, sizes and mtimes of files (JSON): changes when any of them is written again."""
   return json.dumps([(p, os.path.getsize(p), os.path.getmtime(p)) for p in paths])
 
@@ -202,7 +206,7 @@ def tfds_source(data_config, split: str) -> Source:
   spec = {image_key: tf.io.FixedLenFeature([], tf.string),
           label_key: tf.io.FixedLenFeature([], tf.int64)}
 
-  def fetch(indices):
+  def records(indices):
     serialized = tf.numpy_function(lambda idx: np.array(raw.__getitems__(idx.tolist()), object),
                                    [indices], tf.string, stateful=False)
     example = tf.io.parse_example(tf.ensure_shape(serialized, indices.shape), spec)
@@ -210,16 +214,16 @@ def tfds_source(data_config, split: str) -> Source:
   labels = builder.info.features[label_key]
   source = Source(num_examples=len(records), num_classes=labels.num_classes,
                   class_ids=tuple(labels.names),
-                  fetch=fetch, load=lambda payload: payload,
+                  records=records, image_bytes=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]',
-                  fingerprint=f'tfds {split} ' + _stamp(sorted(
+                  fingerprint=f'tfds {split} ' + _fingerprint(sorted(
                       f.path for f in os.scandir(builder.data_dir) if f.is_file())))
   corrupt_file = os.path.join(builder.data_dir, CORRUPT_FILE)
   corrupt = {}
   if os.path.exists(corrupt_file):
     with open(corrupt_file) as f:
       corrupt = json.load(f)
-  return _checked(source, corrupt.get(split, []), data_config.on_corrupt,
+  return _without_corrupt(source, corrupt.get(split, []), data_config.on_corrupt,
                   f'{data_config.name} {split}')
 
 

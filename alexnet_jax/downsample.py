@@ -27,10 +27,10 @@ def _write_downsampled(source: Source, side: int, folder: str) -> None:
   """Writes every example as a side x side JPEG into folder (images.bin, offsets.npy, labels.npy)."""
   @tf.autograph.experimental.do_not_convert
   def square(payload, label):
-    image = preprocess.decode_resized(source.load(payload), preprocess.square_window, side)
+    image = preprocess.decode_resized(source.image_bytes(payload), preprocess.square_window, side)
     return tf.io.encode_jpeg(image, quality=DOWNSAMPLED_QUALITY), label
   dataset = tf.data.Dataset.range(source.num_examples).batch(256)
-  dataset = dataset.map(tf.autograph.experimental.do_not_convert(source.fetch)).unbatch()
+  dataset = dataset.map(tf.autograph.experimental.do_not_convert(source.records)).unbatch()
   dataset = dataset.map(square, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   offsets, labels, start = [0], [], time.time()
   with open(os.path.join(folder, 'images.bin'), 'wb') as f:
@@ -111,8 +111,8 @@ def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Sour
   def read(indices):
     return np.array([images[offsets[i]:offsets[i + 1]].tobytes() for i in indices], object)
 
-  def fetch(indices):
+  def records(indices):
     jpegs = tf.numpy_function(read, [indices], tf.string, stateful=False)
     return tf.ensure_shape(jpegs, indices.shape), tf.gather(labels, indices)
-  return dataclasses.replace(source, fetch=fetch, load=lambda payload: payload,
+  return dataclasses.replace(source, records=records, image_bytes=lambda payload: payload,
                              fingerprint=f'{source.fingerprint} downsampled {side}')

@@ -143,7 +143,7 @@ def _options() -> tf.data.Options:
   return options
 
 
-def _process_positions(first, *, batch_size: int, local: int):
+def _process_positions(first, *, local: int):
   """This process's slice of the global positions first .. first + batch_size - 1."""
   return first + jax.process_index() * local + tf.range(local, dtype=tf.int64)
 
@@ -165,15 +165,15 @@ def train_dataset(data_config, source, *, seed: int, start_step: int = 0) -> tf.
 
   @tf.autograph.experimental.do_not_convert  # plain tf ops: no AutoGraph needed
   def read(step):
-    positions = _process_positions(step * global_batch, batch_size=global_batch, local=local)
-    payload, labels = source.fetch(shuffled_index(positions, seed=seed,
+    positions = _process_positions(step * global_batch, local=local)
+    payload, labels = source.records(shuffled_index(positions, seed=seed,
                                                   num_examples=source.num_examples))
     return positions, payload, labels
 
   @tf.autograph.experimental.do_not_convert
   def augment(position, payload, label):
     image, lighting = preprocess.train_image(
-        source.load(payload), tf.stack([tf.cast(seed, tf.int64), position]),
+        source.image_bytes(payload), tf.stack([tf.cast(seed, tf.int64), position]),
         size=data_config.image_size, crop=data_config.crop, flip=data_config.flip,
         pca_lighting_std=data_config.pca_lighting_std)
     return {'image': image, 'label': label, 'lighting': lighting}
@@ -194,13 +194,13 @@ def eval_dataset(data_config, source) -> tf.data.Dataset:
 
   @tf.autograph.experimental.do_not_convert
   def read(batch_index):
-    positions = _process_positions(batch_index * global_batch, batch_size=global_batch, local=local)
-    payload, labels = source.fetch(tf.minimum(positions, source.num_examples - 1))
+    positions = _process_positions(batch_index * global_batch, local=local)
+    payload, labels = source.records(tf.minimum(positions, source.num_examples - 1))
     return payload, labels, positions < source.num_examples
 
   @tf.autograph.experimental.do_not_convert
   def crop(payload, label, mask):
-    image_bytes = source.load(payload)
+    image_bytes = source.image_bytes(payload)
     image = (preprocess.ten_crop(image_bytes, size=size) if crops == 10
              else preprocess.eval_image(image_bytes, size=size))
     return {'image': image, 'label': label, 'mask': mask}

@@ -1,4 +1,8 @@
-"""The device mesh ('data', 'model'), parameter and batch shardings, host batches -> global arrays."""
+"""The device mesh ('data', 'model'), parameter and batch shardings, host batches -> global arrays
+(prefetched in a background thread)."""
+import queue
+import threading
+
 import jax
 import numpy as np
 from jax.sharding import NamedSharding
@@ -85,3 +89,42 @@ def host_to_mesh(tree, mesh, specs):
   """
   return jax.tree.map(lambda x, spec: jax.make_array_from_callback(
       x.shape, NamedSharding(mesh, spec), lambda index, x=x: np.asarray(x)[index]), tree, specs)
+
+
+def prefetch(batches, mesh, size: int = 2):
+  """Moves host batches onto the mesh in a background thread, `size` steps ahead.
+
+  Closing the generator (or its end) stops and joins the thread: no producer outlives the loop.
+  """
+  slots = queue.Queue(maxsize=size)
+  stop = threading.Event()
+  done = object()
+
+  def put(item) -> bool:
+    while not stop.is_set():
+      try:
+        slots.put(item, timeout=0.1)
+        return True
+      except queue.Full:
+        pass
+    return False
+
+  def produce():
+    try:
+      for batch in batches:
+        if not put(global_batch(mesh, batch)):
+          return
+    except Exception as e:  # pylint: disable=broad-except  # re-raised in the consumer
+      put(e)
+    put(done)
+
+  thread = threading.Thread(target=produce, daemon=True)
+  thread.start()
+  try:
+    while (item := slots.get()) is not done:
+      if isinstance(item, Exception):
+        raise item
+      yield item
+  finally:
+    stop.set()
+    thread.join()

@@ -1,8 +1,6 @@
 """train_and_evaluate(config, workdir): wiring of data, mesh, state, steps, metrics and checkpoints."""
 import itertools
 import math
-import queue
-import threading
 import time
 
 import jax
@@ -32,45 +30,6 @@ class NonFiniteLossError(RuntimeError):
     self.first_bad_step = first_bad_step  # checkpoints from this step on hold diverged parameters
 
 
-def _prefetch(batches, mesh, size: int = 2):
-  """Moves host batches onto the mesh in a background thread, `size` steps ahead.
-
-  Closing the generator (or its end) stops and joins the thread: no producer outlives the loop.
-  """
-  slots = queue.Queue(maxsize=size)
-  stop = threading.Event()
-  done = object()
-
-  def put(item) -> bool:
-    while not stop.is_set():
-      try:
-        slots.put(item, timeout=0.1)
-        return True
-      except queue.Full:
-        pass
-    return False
-
-  def produce():
-    try:
-      for batch in batches:
-        if not put(parallel.global_batch(mesh, batch)):
-          return
-    except Exception as e:  # pylint: disable=broad-except  # re-raised in the consumer
-      put(e)
-    put(done)
-
-  thread = threading.Thread(target=produce, daemon=True)
-  thread.start()
-  try:
-    while (item := slots.get()) is not done:
-      if isinstance(item, Exception):
-        raise item
-      yield item
-  finally:
-    stop.set()
-    thread.join()
-
-
 def evaluate(eval_step, params, config, mesh, on_batch=None) -> dict:
   """Exact metrics over the whole eval split: padded rows are masked out of the sums.
 
@@ -79,7 +38,7 @@ def evaluate(eval_step, params, config, mesh, on_batch=None) -> dict:
   batches = input_pipeline.create_eval_iterator(config.data, seed=config.seed,
                                                 num_classes=config.model.num_classes)
   totals = None
-  for done, batch in enumerate(_prefetch(batches, mesh), 1):
+  for done, batch in enumerate(parallel.prefetch(batches, mesh), 1):
     sums = eval_step(params, batch)
     totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
     if on_batch is not None:
@@ -132,7 +91,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed,
                                         label_smoothing=config.label_smoothing)
   eval_step = step_lib.make_eval_step(model, mesh, specs.params)
-  batches = _prefetch(itertools.islice(input_pipeline.create_train_iterator(
+  batches = parallel.prefetch(itertools.islice(input_pipeline.create_train_iterator(
       config.data, seed=config.seed, num_classes=config.model.num_classes,
       start_step=start_step), max(0, total_steps - start_step)), mesh)
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,

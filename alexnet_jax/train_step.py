@@ -128,13 +128,26 @@ def state_specs(state: TrainState) -> TrainState:
                     opt_state=parallel.param_specs(state.opt_state))
 
 
-def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
-  """Initialises params and optimizer state directly into their shardings on the mesh."""
+def _state_init(model, tx, image_size: int, seed: int):
   def init():
     images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
     params = model.init(jax.random.key(seed), images)['params']
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+  return init
 
+
+def abstract_train_state(model, tx, mesh, *, image_size: int, seed: int):
+  """(the TrainState as ShapeDtypeStructs placed on the mesh, its PartitionSpecs); nothing runs."""
+  shapes = jax.eval_shape(_state_init(model, tx, image_size, seed))
+  specs = state_specs(shapes)
+  state = jax.tree.map(lambda x, where: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
+                       shapes, parallel.to_shardings(mesh, specs))
+  return state, specs
+
+
+def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
+  """Initialises params and optimizer state directly into their shardings on the mesh."""
+  init = _state_init(model, tx, image_size, seed)
   specs = state_specs(jax.eval_shape(init))
   state = jax.jit(init, out_shardings=parallel.to_shardings(mesh, specs))()
   return state, specs

@@ -34,9 +34,6 @@ def get_config():
       eval_split='validation',
       image_size=224,
       batch_size=128,  # global, over all processes and devices
-      # Not used by the pipelines here: each epoch is a seeded permutation of all examples, read
-      # by index, so no shuffle buffer is needed (the key stays for configs that set it).
-      shuffle_buffer=16384,
       crop='paper',  # 'paper': resize shorter side to 256/224 x image_size, random crop | 'inception'
       flip=True,
       pca_lighting_std=0.1,  # 0 turns PCA lighting off

@@ -48,13 +48,13 @@ def test_copy_holds_the_central_square_of_every_image_with_its_label(photos):
   copy = data_sources.open_source(photos, 'train')
   assert copy.num_examples == original.num_examples == 9
   indices = np.arange(9)
-  jpegs, labels = copy.fetch(indices)
-  payloads, original_labels = original.fetch(indices)
+  jpegs, labels = copy.records(indices)
+  payloads, original_labels = original.records(indices)
   np.testing.assert_array_equal(labels, original_labels)
   for jpeg, payload in zip(jpegs.numpy(), payloads.numpy()):
     stored = np.asarray(Image.open(io.BytesIO(jpeg)))
     assert Image.open(io.BytesIO(jpeg)).format == 'JPEG' and stored.shape == (SIDE, SIDE, 3)
-    expected = preprocess.decode_resized(original.load(tf.constant(payload)),
+    expected = preprocess.decode_resized(original.image_bytes(tf.constant(payload)),
                                          preprocess.square_window, SIDE).numpy()
     assert np.abs(stored.astype(float) - expected).mean() < 8  # JPEG, 4:2:0 chroma: not bit-exact
 
@@ -103,7 +103,7 @@ def test_pipeline_crops_the_copy_without_resizing(photos):
   assert batch['image'].shape == (4, SIZE, SIZE, 3) and batch['image'].dtype == np.uint8
   copy = data_sources.open_source(photos, 'train')
   squares = [tf.io.decode_jpeg(j, dct_method='INTEGER_FAST').numpy().astype(int)
-             for j in copy.fetch(np.arange(9))[0].numpy()]
+             for j in copy.records(np.arange(9))[0].numpy()]
   # Every training image is a size x size sub-array of some stored square (up to the JPEG
   # decoder's chroma upsampling at the window's edge), not a resampling of it.
   for image in batch['image']:
@@ -119,8 +119,8 @@ def test_undecodable_image_while_writing_the_copy_is_a_one_line_error(tmp_path):
   images = tf.constant([good, b'\xff\xd8 not a jpeg', good])
   source = data_sources.Source(
       num_examples=3, num_classes=1,
-      fetch=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
-      load=lambda payload: payload, describe=lambda i: f'photo{i}.jpg', fingerprint='three')
+      records=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
+      image_bytes=lambda payload: payload, describe=lambda i: f'photo{i}.jpg', fingerprint='three')
   with pytest.raises(DataError, match=r'photo1.jpg could not be down-sampled.*on_corrupt=skip'):
     downsample.downsampled_source(source, side=SIDE, data_dir=str(tmp_path))
   assert not copy_folder(data_config(data_dir=str(tmp_path)))  # no partial copy left behind

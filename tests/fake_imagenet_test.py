@@ -44,11 +44,11 @@ def test_tfds_builder_reads_the_labels_the_generator_drew(prepared):
   assert (info.num_classes, info.num_train_examples, info.num_eval_examples) == (1000, K * TRAIN,
                                                                                 K * VAL)
   train = data_sources.open_source(prepared, 'train')
-  _, labels = train.fetch(np.arange(K * TRAIN))
+  _, labels = train.records(np.arange(K * TRAIN))
   assert sorted(labels.numpy()) == sorted(list(range(K)) * TRAIN)
   synsets = fake_imagenet.synsets()
   expected = sorted(synsets.index(s) for s in fake_imagenet.synsets('validation_labels')[:K * VAL])
-  _, labels = data_sources.open_source(prepared, 'validation').fetch(np.arange(K * VAL))
+  _, labels = data_sources.open_source(prepared, 'validation').records(np.arange(K * VAL))
   assert sorted(labels.numpy()) == expected
 
 

@@ -40,7 +40,7 @@ def flags(workdir, data_root, **overrides):
   tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
   values = {'data.name': f'folder:{data_root}', 'data.data_dir': tfds_dir,
             'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-            'data.image_size': 64, 'data.batch_size': 8, 'data.shuffle_buffer': 64,
+            'data.image_size': 64, 'data.batch_size': 8,
             'model.num_classes': 4, 'model.fc_width': 64, 'total_steps': TOTAL_STEPS,
             'log_every_steps': 1, 'eval_every_steps': 5, 'checkpoint.every_steps': 3,
             'checkpoint.keep': 2, **overrides}

@@ -19,11 +19,10 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from alexnet_jax import compile_cache, input_pipeline, optim, parallel, train
+from alexnet_jax import cli, compile_cache, input_pipeline, optim, parallel
 from alexnet_jax import train_step as step_lib
 from alexnet_jax.model import AlexNet
 from alexnet_jax.tools import bench_input
-from configs import default
 
 FLAGS = flags.FLAGS
 
@@ -41,7 +40,7 @@ def _rate(next_batch, step, state, batch_size, seconds):
 
 
 def run(batch_size: int, size: int, rounds: int, seconds: float) -> dict:
-  config = default.get_config()
+  config = cli.load_config_file('default')
   data_config = ml_collections.ConfigDict(dict(
       batch_size=batch_size, image_size=size, crop='paper', flip=True, pca_lighting_std=0.1))
   jpegs = bench_input.make_jpegs(256)
@@ -63,7 +62,7 @@ def run(batch_size: int, size: int, rounds: int, seconds: float) -> dict:
     samples['pipeline'].append(bench_input.measure(batches, batch_size, seconds)[1])  # wall
     state, rate = _rate(lambda: resident, step, state, batch_size, seconds)
     samples['step'].append(rate)
-    fed = train._prefetch(host_batches(), mesh)  # pylint: disable=protected-access
+    fed = parallel.prefetch(host_batches(), mesh)
     state, rate = _rate(lambda: next(fed), step, state, batch_size, seconds)
     fed.close()
     samples['fed step'].append(rate)
@@ -72,7 +71,7 @@ def run(batch_size: int, size: int, rounds: int, seconds: float) -> dict:
 
 def main(argv):
   del argv
-  compile_cache.enable(default.get_config().compilation_cache_dir)
+  compile_cache.enable(cli.load_config_file('default').compilation_cache_dir)
   figures = run(FLAGS.batch_size, FLAGS.image_size, FLAGS.rounds, FLAGS.seconds)
   for name, rate in figures.items():
     print(f'{name:10s} {rate:8.1f} img/s (median of {FLAGS.rounds} rounds, wall clock)')

@@ -56,8 +56,8 @@ def memory_source(jpegs: list[bytes]) -> data_sources.Source:
   images = tf.constant(jpegs)
   return data_sources.Source(
       num_examples=len(jpegs), num_classes=1000,
-      fetch=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
-      load=lambda payload: payload, describe=str)
+      records=lambda idx: (tf.gather(images, idx), tf.zeros(tf.shape(idx), tf.int32)),
+      image_bytes=lambda payload: payload, describe=str)
 
 
 def _one_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -9,9 +9,8 @@ donated state, 1x1 mesh of the default CPU device, all cores; alexnet_jax.xla_fl
 XLA_FLAGS from the caller override) against a PyTorch model + SGD step (momentum 0.9, the same
 weight decay, all cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu',
 dtype=torch.bfloat16). 'forward': the eval step (fp32, --forward_batch) against a no_grad forward.
-Each framework is a worker process (tools/workers.py); they take turns, --steps steps each per
-round, the order swapped every round. Figures are medians over rounds; the ratio is the median of
-the rounds' JAX / PyTorch images/s. MFU (train): training FLOP/s over a jitted fp32 4096^2 matmul.
+Each framework is a worker process (tools/workers.py), taking turns of --steps steps, the order
+swapped every round; figures are medians over rounds, the ratio that of the rounds' ratios. MFU (train): training FLOP/s over a jitted fp32 4096^2 matmul.
 First steps count from the worker's launch; the JAX workers share a fresh compilation cache, and
 for 'train' a second worker of each framework, started after the first, gives the warm start.
 """
@@ -24,6 +23,8 @@ import time
 
 from absl import app, flags
 
+from alexnet_jax import cli
+from alexnet_jax import model as model_lib
 from alexnet_jax.tools import workers
 
 FLAGS = flags.FLAGS
@@ -44,19 +45,18 @@ flags.DEFINE_string('cache_dir', '', 'Internal: the JAX worker\'s compilation ca
 MODES = ('train', 'train_bf16', 'forward')
 MATMUL_N = 4096
 NUM_CLASSES = 1000
-# torchvision's AlexNet: (out channels, kernel, stride, padding, 3/2 max pool after) per conv.
-CONVS = ((64, 11, 4, 2, True), (192, 5, 1, 2, True), (384, 3, 1, 1, False),
-         (256, 3, 1, 1, False), (256, 3, 1, 1, True))
-DENSE = ((256 * 6 * 6, 4096), (4096, 4096), (4096, NUM_CLASSES))
+CONVS = model_lib.CONVS['torchvision']  # the model's own layer table
+DENSE = ((CONVS[-1].features * model_lib.POOLED_SIZE**2, model_lib.HIDDEN),
+         (model_lib.HIDDEN, model_lib.HIDDEN), (model_lib.HIDDEN, NUM_CLASSES))
 
 
 def train_flops_per_image(image_size: int) -> float:
   """2 x multiply-adds of forward, weight gradient and input gradient (none for the images)."""
   size, channels, flops = image_size, 3, 0.0
-  for i, (out, kernel, stride, pad, pool) in enumerate(CONVS):
-    size = (size + 2 * pad - kernel) // stride + 1
-    flops += 2 * size * size * out * kernel * kernel * channels * (2 if i == 0 else 3)
-    size, channels = ((size - 3) // 2 + 1 if pool else size), out
+  for i, layer in enumerate(CONVS):
+    size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    flops += 2 * size**2 * layer.features * layer.kernel**2 * channels * (2 if i == 0 else 3)
+    size, channels = ((size - 3) // 2 + 1 if layer.pool else size), layer.features
   return flops + sum(2 * 3 * fan_in * fan_out for fan_in, fan_out in DENSE)
 
 
@@ -75,10 +75,10 @@ def jax_worker(batch: int, image_size: int, mode: str):
   import jax
   from alexnet_jax import compile_cache, model as model_lib, optim, parallel
   from alexnet_jax import train_step as step_lib
-  from configs import default
 
+  os.environ.pop('JAX_COMPILATION_CACHE_DIR', None)  # cold and warm: this run's own fresh cache
   compile_cache.enable(FLAGS.cache_dir)
-  config = default.get_config()
+  config = cli.load_config_file('default')
   config.model.variant, config.mesh.data = 'torchvision', 1  # the 1x1 mesh of one device
   config.model.dtype = 'bfloat16' if mode == 'train_bf16' else 'float32'
   mesh = parallel.make_mesh(config.mesh, devices=jax.devices()[:1])
@@ -118,10 +118,11 @@ def jax_worker(batch: int, image_size: int, mode: str):
 def torch_alexnet(torch):
   """torchvision.models.alexnet's layout in plain torch.nn (torchvision is not installable here)."""
   nn, layers, channels = torch.nn, [], 3
-  for out, kernel, stride, pad, pool in CONVS:
-    layers += [nn.Conv2d(channels, out, kernel, stride, pad), nn.ReLU(inplace=True)]
-    layers += [nn.MaxPool2d(3, 2)] if pool else []
-    channels = out
+  for layer in CONVS:
+    layers += [nn.Conv2d(channels, layer.features, layer.kernel, layer.stride, layer.padding),
+               nn.ReLU(inplace=True)]
+    layers += [nn.MaxPool2d(3, 2)] if layer.pool else []
+    channels = layer.features
   layers += [nn.AdaptiveAvgPool2d((6, 6)), nn.Flatten()]
   for i, (fan_in, fan_out) in enumerate(DENSE):
     layers += [nn.Dropout(0.5)] if i < 2 else []
@@ -133,9 +134,8 @@ def torch_worker(batch: int, image_size: int, mode: str):
   """(run(steps), None, info): PyTorch's model + SGD step (or no_grad forward), all cores."""
   # pylint: disable=g-import-not-at-top
   import torch
-  from configs import default
   torch.set_num_threads(os.cpu_count())
-  opt_config = default.get_config().optimizer
+  opt_config = cli.load_config_file('default').optimizer
   torch.manual_seed(0)
   model = torch_alexnet(torch).train(mode != 'forward')
   opt = torch.optim.SGD(model.parameters(), lr=opt_config.learning_rate,

@@ -96,20 +96,6 @@ def collectives(hlo_text: str, num_devices: int) -> dict:
   return dict(report)
 
 
-def _abstract_state(model, tx, mesh, image_size: int, seed: int):
-  """The TrainState as ShapeDtypeStructs with their shardings, and its PartitionSpecs."""
-
-  def init():
-    params = model.init(jax.random.key(seed), jnp.zeros((1, image_size, image_size, 3)))['params']
-    return train_step.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                                 opt_state=tx.init(params))
-  shapes = jax.eval_shape(init)
-  specs = train_step.state_specs(shapes)
-  state = jax.tree.map(lambda s, where: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=where),
-                       shapes, parallel.to_shardings(mesh, specs))
-  return state, specs
-
-
 def _forward_flops(model, params, image_size: int) -> float:
   images = jax.ShapeDtypeStruct((1, image_size, image_size, 3), jnp.float32)
   params = jax.tree.map(lambda p: jax.ShapeDtypeStruct(p.shape, p.dtype), params)  # one device
@@ -149,7 +135,8 @@ def build_report(config) -> dict:
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=1000, total_steps=100_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.AlexNet(**config.model)
-  state, specs = _abstract_state(model, tx, mesh, size, config.seed)
+  state, specs = train_step.abstract_train_state(model, tx, mesh, image_size=size,
+                                                 seed=config.seed)
   step = train_step.make_train_step(model, tx, mesh, specs, seed=config.seed)
   compiled = step.lower(state, _batch_shapes(config.data, mesh)).compile()
   memory = compiled.memory_analysis()

@@ -29,11 +29,12 @@ flags.DEFINE_integer('reps', 5, 'Timed forward + backward passes per layer and r
 def layers(image_size: int) -> list[dict]:
   """torchvision AlexNet's layers with their input shapes (NHWC), in order."""
   out, size, channels = [], image_size, 3
-  for i, (features, kernel, stride, pad, pool) in enumerate(benchmark.CONVS):
-    out.append(dict(name=f'conv{i + 1}', kind='conv', hw=size, cin=channels, features=features,
-                    kernel=kernel, stride=stride, pad=pad, input_grad=i > 0))
-    size, channels = (size + 2 * pad - kernel) // stride + 1, features
-    if pool:
+  for i, conv in enumerate(benchmark.CONVS):
+    out.append(dict(name=f'conv{i + 1}', kind='conv', hw=size, cin=channels, features=conv.features,
+                    kernel=conv.kernel, stride=conv.stride, pad=conv.padding, input_grad=i > 0))
+    size = (size + 2 * conv.padding - conv.kernel) // conv.stride + 1
+    channels = conv.features
+    if conv.pool:
       out.append(dict(name=f'pool{i + 1}', kind='pool', hw=size, cin=channels, input_grad=True))
       size = (size - 3) // 2 + 1
   for i, (fan_in, fan_out) in enumerate(benchmark.DENSE):
@@ -55,8 +56,8 @@ def jax_layers(batch: int, image_size: int) -> dict:
   xla_flags.apply()
   import jax  # pylint: disable=g-import-not-at-top
   from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top
-  from configs import default  # pylint: disable=g-import-not-at-top
-  compile_cache.enable(default.get_config().compilation_cache_dir)
+  from alexnet_jax import cli  # pylint: disable=g-import-not-at-top
+  compile_cache.enable(cli.load_config_file('default').compilation_cache_dir)
   from alexnet_jax import model as model_lib, pooling  # pylint: disable=g-import-not-at-top
   key = jax.random.key(0)
 
