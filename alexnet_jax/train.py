@@ -16,6 +16,7 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import preemption as preemption_lib
 from alexnet_jax import profiler as profiler_lib
 from alexnet_jax import train_step as step_lib
 
@@ -137,7 +138,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
       start_step=start_step), max(0, total_steps - start_step)), mesh)
   logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
-  preemption = checkpoint.Preemption()
+  preemption = preemption_lib.Preemption()
   profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
   try:
     state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
