@@ -1,19 +1,24 @@
 """Orbax checkpoints under WORKDIR/checkpoints/<step>: the TrainState, the data position, the config.
 
-The only module that touches Orbax. Each step also stores exact checksums of its arrays, so a
-truncated or corrupt step is found on restore, reported and moved aside, and the newest good one is
-used. Also here: init_from (fine-tuning from another run).
+The only module that touches Orbax. Each step lists its files (manifest.py) and the checksums of its
+arrays: a damaged step is found before Orbax reads it, reported and moved aside, and the newest good
+one is used. Also here: init_from (fine-tuning from another run).
 """
+import asyncio
 import json
 import math
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
+
+from alexnet_jax import checksums
+from alexnet_jax import manifest
+from alexnet_jax import workdir as workdir_lib
+from alexnet_jax.parallel import everywhere
 
 STATE, META = 'state', 'meta'  # the items of a step folder
 CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
@@ -24,51 +29,32 @@ class CheckpointError(ValueError):
   """A checkpoint or workdir that cannot be used as asked."""
 
 
-def _leaf_sum(x):
-  """Sum of the bits of x mod 2**32: integer adds are associative, so any mesh gives the same."""
-  unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
-  bits = x.astype(jnp.uint8) if x.dtype == jnp.bool_ else jax.lax.bitcast_convert_type(x, unsigned)
-  return jnp.sum(bits.astype(jnp.uint32), dtype=jnp.uint32)
+def _listing(directory: str):
+  """Orbax's temporary path class, which lists a step's files right after its commit (a step
+  killed between the two has no list: it is set aside on resume, and the one before used)."""
+  atomicity = ocp.path.atomicity
+  base = (atomicity.CommitFileTemporaryPath if directory.startswith('gs://')
+          else atomicity.AtomicRenameTemporaryPath)
 
-
-@jax.jit
-def _checksums(fields: dict) -> dict:
-  return {name: sum((jnp.uint32(2 * i + 1) * _leaf_sum(jnp.asarray(x))
-                     for i, x in enumerate(jax.tree.leaves(tree))), jnp.uint32(0))
-          for name, tree in fields.items()}
-
-
-@jax.jit
-def _all_finite(tree):
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-                            if jnp.issubdtype(x.dtype, jnp.inexact)] + [jnp.bool_(True)]))
-
-
-def _host(x):
-  return np.asarray(x.addressable_data(0))  # replicated: every process holds the value
-
-
-def checksums(state) -> dict:
-  """{'step', 'params', 'opt_state'} -> exact uint32 checksum of each (the same on any mesh)."""
-  fields = {'step': state.step, 'params': state.params, 'opt_state': state.opt_state}
-  return {k: int(_host(v)) for k, v in _checksums(fields).items()}
-
-
-def all_finite(tree) -> bool:
-  return bool(_host(_all_finite(tree)))
+  class Listed(base):
+    async def finalize(self, *args, **kwargs):
+      await super().finalize(*args, **kwargs)
+      final = os.fspath(self.get_final())
+      if os.path.dirname(final) == directory:  # a step, not one of its items
+        await asyncio.to_thread(manifest.write, final)
+  return Listed
 
 
 def _manager(directory: str, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
   """The last `keep` steps and the best by eval top-1 (BestN alone would keep the N best)."""
-  if keep < 1:
-    raise CheckpointError(f'checkpoint.keep={keep}: keep at least 1 checkpoint.')
   top1 = lambda metrics: metrics.get('top1', -math.inf)  # steps saved without an eval rank last
   policy = ocp.checkpoint_managers.AnyPreservationPolicy([
       ocp.checkpoint_managers.LatestN(n=keep),
       ocp.checkpoint_managers.BestN(get_metric_fn=top1, n=1,
                                     keep_checkpoints_without_metrics=False)])
   options = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, best_fn=top1,
-                                         preservation_policy=policy)
+                                         preservation_policy=policy,
+                                         temporary_path_class=_listing(directory))
   return ocp.CheckpointManager(
       directory, options=options,
       item_handlers={STATE: ocp.PyTreeCheckpointHandler(), META: ocp.JsonCheckpointHandler()})
@@ -89,31 +75,48 @@ def _read(manager, step: int, state_args=None):
   return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
 
 
-def _everywhere(ok: bool) -> bool:
-  """True if ok on every process: they all take the same decision."""
-  if jax.process_count() == 1:
-    return ok
-  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
+def _damage(step_dir: str):
+  """What is wrong with a step's files, or None; steps saved before file lists pass unlisted."""
+  if not manifest.exists(step_dir):
+    try:
+      with open(os.path.join(step_dir, META, 'metadata')) as f:
+        if 'file_list' not in json.load(f):
+          return None  # restore still checks its arrays against their checksums
+    except (OSError, ValueError):
+      pass
+  return manifest.damage(step_dir)
 
 
 class Checkpoints:
   """Saves asynchronously; restores the newest good step onto any mesh; keeps last N + best."""
 
   def __init__(self, workdir: str, config):
+    if config.checkpoint.keep < 1:
+      raise CheckpointError(f'checkpoint.keep={config.checkpoint.keep}: keep at least 1 checkpoint.')
     self._workdir = workdir
     self._config = config
     self._dir = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-    self._manager = _manager(self._dir, config.checkpoint.keep)  # writes nothing in a used workdir
+    self._opened = None  # Orbax reads every step when it opens: only once damaged ones are aside
+
+  @property
+  def _manager(self) -> ocp.CheckpointManager:
+    if self._opened is None:
+      self._opened = _manager(self._dir, self._config.checkpoint.keep)
+    return self._opened
 
   def write_config(self) -> None:
     if jax.process_index() == 0:
-      path = os.path.join(self._workdir, 'config.json')
-      with open(path + '.tmp', 'w') as f:
-        f.write(self._config.to_json(indent=2))
-      os.replace(path + '.tmp', path)
+      workdir_lib.write_atomic(os.path.join(self._workdir, 'config.json'),
+                               self._config.to_json(indent=2).encode())
 
   def restore_latest(self, state):
     """The newest good checkpoint placed like `state` (the new mesh), or None in a new workdir."""
+    steps, damaged = self._screen()
+    if damaged and len(damaged) == len(steps):
+      found = '; '.join(f'step {s}: {what}' for s, what in sorted(damaged.items()))
+      raise CheckpointError(f'no checkpoint in {self._dir} is usable ({found}); nothing was moved. '
+                            'Move them away to start afresh, or use another --workdir.')
+    self._move(sorted(damaged), CORRUPT_DIR)
     corrupt = []
     for step in reversed(self._manager.all_steps()):
       try:
@@ -124,7 +127,7 @@ class Checkpoints:
         logging.warning('Checkpoint %s/%d is corrupt or truncated (%s); trying the one before.',
                         self._dir, step, _first_line(e))
         restored = None
-      if not _everywhere(restored is not None):
+      if not everywhere(restored is not None):
         corrupt.append(step)
         continue
       self._move(corrupt, CORRUPT_DIR)
@@ -135,6 +138,18 @@ class Checkpoints:
                             'restored (see the warnings); move them away to start afresh.')
     return None
 
+  def _screen(self):
+    """(steps on disk, {step: damage} of those whose files differ from their list), before Orbax."""
+    names = os.listdir(self._dir) if os.path.isdir(self._dir) else []
+    steps = sorted(int(n) for n in names if n.isdigit())
+    damaged = {}
+    for step in steps:
+      what = _damage(os.path.join(self._dir, str(step)))
+      if not everywhere(what is None):
+        damaged[step] = what or 'damaged as seen from another process'
+        logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, damaged[step])
+    return steps, damaged
+
   def _restore(self, step: int, state):
     meta = _read(self._manager, step)[META]
     self._check_compatible(step, meta['config'], self._manager.item_metadata(step)[STATE], state)
@@ -142,8 +157,8 @@ class Checkpoints:
                             state)
     restored = _read(self._manager, step, ocp.args.PyTreeRestore(
         abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)))[STATE]
-    found = checksums(restored)
-    if found != meta['checksums'] or int(_host(restored.step)) != step:
+    found = checksums.of_state(restored)
+    if found != meta['checksums'] or int(checksums.host_value(restored.step)) != step:
       raise OSError(f'checksums {found} differ from the saved {meta["checksums"]}')
     return restored
 
@@ -184,19 +199,29 @@ class Checkpoints:
         logging.warning('Moved checkpoint %s/%d to %s.', self._dir, step, target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f'alexnet_jax_move_{folder}')
-    self._manager.reload()
+    if self._opened is not None:
+      self._opened.reload()
 
   def save(self, step: int, state, top1=None, log_window=()) -> None:
     """Starts an asynchronous save; the state may be donated once this returns."""
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
     top1 = None if top1 is None else float(top1)
-    meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
-            'checksums': checksums(state), 'config': json.loads(self._config.to_json()),
+    meta = {'step': int(step), 'data_position': int(step), 'top1': top1, 'file_list': manifest.NAME,
+            'checksums': checksums.of_state(state), 'config': json.loads(self._config.to_json()),
             'log_window': list(log_window)}  # train metrics since the last log point
-    self._manager.save(step, args=ocp.args.Composite(**{
+    self._orbax(lambda: self._manager.save(step, args=ocp.args.Composite(**{
         STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
-        metrics={} if top1 is None else {'top1': top1}, force=True)
+        metrics={} if top1 is None else {'top1': top1}, force=True))
+
+  def _orbax(self, call):
+    """call(); a failed write (this save's or the one before's) as a WriteError naming the path."""
+    try:
+      return call()
+    except Exception as e:  # pylint: disable=broad-except
+      if (error := workdir_lib.as_write_error(e, self._dir)) is None:
+        raise
+      raise error from e
 
   def log_window(self, step: int) -> list[dict]:
     """The log_window saved with a step ([] for checkpoints written before it was saved)."""
@@ -204,9 +229,10 @@ class Checkpoints:
 
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""
-    self._manager.wait_until_finished()
-    self._manager.check_for_errors()
-    self._manager.close()
+    if self._opened is not None:
+      self._orbax(self._opened.wait_until_finished)
+      self._orbax(self._opened.check_for_errors)
+      self._opened.close()
 
 
 def _steps_of(path: str, what: str = 'init_from'):
@@ -234,7 +260,7 @@ def _read_params(manager, step: int):
       item={'params': tree}, restore_args={'params': host}, partial_restore=True))
   params = restored[STATE]['params']
   saved = restored[META]['checksums']['params']
-  if int(_host(_checksums({'params': params})['params'])) != saved:
+  if checksums.of_params(params) != saved:
     raise OSError('the parameters do not match their saved checksum')
   return params, restored[META]
 

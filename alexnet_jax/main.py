@@ -118,10 +118,11 @@ def main(argv):
   except UsageError as e:
     cli.fail(str(e))
   from alexnet_jax import train  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import workdir  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     compile_cache.log_stats(cache_folder)
-  except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+  except (ValueError, FileNotFoundError, train.NonFiniteLossError, workdir.WriteError) as e:
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 

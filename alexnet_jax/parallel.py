@@ -1,6 +1,7 @@
 """The device mesh ('data', 'model'), parameter and batch shardings, host batches -> global arrays."""
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -85,3 +86,10 @@ def host_to_mesh(tree, mesh, specs):
   """
   return jax.tree.map(lambda x, spec: jax.make_array_from_callback(
       x.shape, NamedSharding(mesh, spec), lambda index, x=x: np.asarray(x)[index]), tree, specs)
+
+
+def everywhere(ok: bool) -> bool:
+  """True if ok on every process: they all take the same decision."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
