@@ -75,7 +75,7 @@ def _read(manager, step: int, state_args=None):
   return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
 
 
-def _damage(step_dir: str):
+def step_damage(step_dir: str):
   """What is wrong with a step's files, or None; steps saved before file lists pass unlisted."""
   if not manifest.exists(step_dir):
     try:
@@ -144,7 +144,7 @@ class Checkpoints:
     steps = sorted(int(n) for n in names if n.isdigit())
     damaged = {}
     for step in steps:
-      what = _damage(os.path.join(self._dir, str(step)))
+      what = step_damage(os.path.join(self._dir, str(step)))
       if not everywhere(what is None):
         damaged[step] = what or 'damaged as seen from another process'
         logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, damaged[step])
