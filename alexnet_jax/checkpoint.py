@@ -1,9 +1,6 @@
-"""Orbax checkpoints under WORKDIR/checkpoints/<step>: the TrainState, the data position, the config.
-
-The only module that touches Orbax. Each step lists its files (manifest.py) and the checksums of its
-arrays: a damaged step is found before Orbax reads it, reported and moved aside, and the newest good
-one is used. Also here: init_from (fine-tuning from another run).
-"""
+"""Orbax checkpoints under WORKDIR/checkpoints/<step> (the only module that touches Orbax): the
+TrainState, the config, a file list and array checksums, by which a damaged step is found, reported
+and moved aside before Orbax opens it, and the newest good one used. Also: init_from, load_params."""
 import asyncio
 import json
 import math
@@ -30,17 +27,14 @@ class CheckpointError(ValueError):
 
 
 def _listing(directory: str):
-  """Orbax's temporary path class, which lists a step's files right after its commit (a step
-  killed between the two has no list: it is set aside on resume, and the one before used)."""
-  atomicity = ocp.path.atomicity
-  base = (atomicity.CommitFileTemporaryPath if directory.startswith('gs://')
-          else atomicity.AtomicRenameTemporaryPath)
+  """Orbax's temporary path class, which lists a step's files right after Orbax commits it."""
+  paths = ocp.path.atomicity
+  base = paths.CommitFileTemporaryPath if '://' in directory else paths.AtomicRenameTemporaryPath
 
   class Listed(base):
     async def finalize(self, *args, **kwargs):
       await super().finalize(*args, **kwargs)
-      final = os.fspath(self.get_final())
-      if os.path.dirname(final) == directory:  # a step, not one of its items
+      if os.path.dirname(final := os.fspath(self.get_final())) == directory:  # a step, not an item
         await asyncio.to_thread(manifest.write, final)
   return Listed
 
@@ -73,18 +67,6 @@ def _read(manager, step: int, state_args=None):
   """The meta item of a step, and its state item when state_args say how to restore it."""
   state = {} if state_args is None else {STATE: state_args}
   return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
-
-
-def step_damage(step_dir: str):
-  """What is wrong with a step's files, or None; steps saved before file lists pass unlisted."""
-  if not manifest.exists(step_dir):
-    try:
-      with open(os.path.join(step_dir, META, 'metadata')) as f:
-        if 'file_list' not in json.load(f):
-          return None  # restore still checks its arrays against their checksums
-    except (OSError, ValueError):
-      pass
-  return manifest.damage(step_dir)
 
 
 class Checkpoints:
@@ -142,12 +124,11 @@ class Checkpoints:
     """(steps on disk, {step: damage} of those whose files differ from their list), before Orbax."""
     names = os.listdir(self._dir) if os.path.isdir(self._dir) else []
     steps = sorted(int(n) for n in names if n.isdigit())
-    damaged = {}
-    for step in steps:
-      what = step_damage(os.path.join(self._dir, str(step)))
-      if not everywhere(what is None):
-        damaged[step] = what or 'damaged as seen from another process'
-        logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, damaged[step])
+    found = {s: manifest.damage(os.path.join(self._dir, str(s))) for s in steps}
+    damaged = {s: found[s] or 'damaged as another process sees it' for s in steps
+               if not everywhere(found[s] is None)}
+    for step, what in damaged.items():
+      logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, what)
     return steps, damaged
 
   def _restore(self, step: int, state):
@@ -189,14 +170,8 @@ class Checkpoints:
     if not steps:
       return
     if jax.process_index() == 0:
-      aside = os.path.join(self._workdir, folder)
-      os.makedirs(aside, exist_ok=True)
-      for step in steps:
-        target = os.path.join(aside, str(step))
-        while os.path.exists(target):
-          target += '_'
-        os.replace(os.path.join(self._dir, str(step)), target)
-        logging.warning('Moved checkpoint %s/%d to %s.', self._dir, step, target)
+      workdir_lib.move_aside([os.path.join(self._dir, str(s)) for s in steps],
+                             os.path.join(self._workdir, folder))
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f'alexnet_jax_move_{folder}')
     if self._opened is not None:
@@ -210,18 +185,10 @@ class Checkpoints:
     meta = {'step': int(step), 'data_position': int(step), 'top1': top1, 'file_list': manifest.NAME,
             'checksums': checksums.of_state(state), 'config': json.loads(self._config.to_json()),
             'log_window': list(log_window)}  # train metrics since the last log point
-    self._orbax(lambda: self._manager.save(step, args=ocp.args.Composite(**{
-        STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
-        metrics={} if top1 is None else {'top1': top1}, force=True))
-
-  def _orbax(self, call):
-    """call(); a failed write (this save's or the one before's) as a WriteError naming the path."""
-    try:
-      return call()
-    except Exception as e:  # pylint: disable=broad-except
-      if (error := workdir_lib.as_write_error(e, self._dir)) is None:
-        raise
-      raise error from e
+    with workdir_lib.writing(self._dir):  # a failed write, of this save or of the one before
+      self._manager.save(step, args=ocp.args.Composite(**{
+          STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
+          metrics={} if top1 is None else {'top1': top1}, force=True)
 
   def log_window(self, step: int) -> list[dict]:
     """The log_window saved with a step ([] for checkpoints written before it was saved)."""
@@ -230,8 +197,9 @@ class Checkpoints:
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""
     if self._opened is not None:
-      self._orbax(self._opened.wait_until_finished)
-      self._orbax(self._opened.check_for_errors)
+      with workdir_lib.writing(self._dir):
+        self._opened.wait_until_finished()
+        self._opened.check_for_errors()
       self._opened.close()
 
 

@@ -44,9 +44,23 @@ def _listed(step_dir: str) -> dict:
   return files
 
 
+def _listed_when_saved(step_dir: str) -> bool:
+  """False for a step saved before file lists: its meta item has no 'file_list' (checkpoint.py)."""
+  try:
+    with open(os.path.join(step_dir, 'meta', 'metadata'), 'rb') as f:
+      return 'file_list' in json.loads(f.read())
+  except (OSError, ValueError, TypeError):
+    return True
+
+
 def damage(step_dir: str):
-  """None if every listed file is as it was written, else what is wrong, in a few words."""
+  """None if every listed file is as it was written, else what is wrong, in a few words.
+
+  A step saved before file lists passes (a restore still checks its arrays' checksums).
+  """
   if not exists(step_dir):
+    if not _listed_when_saved(step_dir):
+      return None
     return f'{NAME} is missing (its save was interrupted, or the file was deleted)'
   try:
     listed = _listed(step_dir)

@@ -38,6 +38,17 @@ def as_write_error(error: BaseException, path: str):
   return WriteError(error.errno or errno.EIO, error.strerror or str(error), error.filename or path)
 
 
+@contextlib.contextmanager
+def writing(path: str):
+  """Raises an OSError met in the body (or behind another error: Orbax wraps them) as a WriteError."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    if (error := as_write_error(e, path)) is None:
+      raise
+    raise error from e
+
+
 def write_atomic(path: str, data: bytes) -> None:
   """Writes path whole or not at all: a temporary file, fsync, rename."""
   try:
@@ -78,6 +89,17 @@ def sync(path: str) -> None:
     pass
   except OSError as e:
     raise as_write_error(e, path) from e
+
+
+def move_aside(paths, folder: str) -> None:
+  """Moves each path into folder (a name taken there gets a '_' appended); logs each move."""
+  os.makedirs(folder, exist_ok=True)
+  for path in paths:
+    target = os.path.join(folder, os.path.basename(path))
+    while os.path.exists(target):
+      target += '_'
+    os.replace(path, target)
+    logging.warning('Moved checkpoint %s to %s.', path, target)
 
 
 def _try_lock(path: str):

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
@@ -26,6 +25,8 @@ from alexnet_jax import train_step as step_lib
 from checkpoint_test import abstract_state
 from checkpoint_test import snapshot
 from checkpoint_test import tiny_config
+from conftest import REPO
+from conftest import TEST_CACHE
 
 WALL_CLOCK = ('time', 'images_per_sec')  # the only fields a resumed run may log differently
 POSITIONS = {'newest': (3, 2), 'older': (2, 3)}  # the damaged step, the step the run resumes from
@@ -84,7 +85,7 @@ def steps_after(run):
   tx = optim.make_optimizer(config.optimizer, optim.make_schedule(
       config.optimizer, steps_per_epoch=per_epoch, total_steps=total))
   mesh = parallel.make_mesh(config.mesh)
-  specs = step_lib.state_specs(abstract_state(config), tx)
+  specs = step_lib.state_specs(abstract_state(config))
   step_fn = step_lib.make_train_step(model_lib.AlexNet(**config.model), tx, mesh, specs,
                                      seed=config.seed, label_smoothing=config.label_smoothing)
 
@@ -161,7 +162,7 @@ def test_any_damaged_file_of_a_step_sets_it_aside_and_the_run_resumes_bit_equal(
       data = f.read()
     DAMAGE[kind][0](path, data)
     said = _said(name, kind, len(data))
-    found = checkpoint.step_damage(copy_step)  # what restore_latest screens each step with
+    found = manifest.damage(copy_step)  # what restore_latest screens each step with
     if found is None or not found.startswith(said):
       failures.append(f'{name} {kind}: found {found!r}, not {said!r}')
     elif name == through or os.environ.get('ALEXNET_SOAK') == '1':
@@ -228,17 +229,14 @@ def test_failed_save_ends_in_one_line_nonzero_and_leaves_the_checkpoint_before(r
   """The CLI with ENOSPC injected into Orbax's writes of step 4 (keep=1: nothing to make room for)."""
   config, workdir, _ = run
   copy = link_copy(workdir, tmp_path / 'w')
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   flags = ['--config=configs/default.py', f'--workdir={copy}', '--config.data.name=synthetic',
            '--config.data.image_size=64', '--config.data.batch_size=8',
            '--config.model.num_classes=8', '--config.model.fc_width=64',
            '--config.total_steps=4', '--config.log_every_steps=1', '--config.eval_every_steps=0',
            '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=1']
-  env = dict(os.environ, PYTHONPATH=root, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_COMPILATION_CACHE_DIR=os.environ.get('ALEXNET_JAX_TEST_CACHE', os.path.join(
-                 tempfile.gettempdir(), 'alexnet_jax_test_jax_cache')),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
-  result = subprocess.run([sys.executable, '-c', _SAVE_FAILS, *flags], cwd=root, env=env,
+  env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+             JAX_COMPILATION_CACHE_DIR=TEST_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  result = subprocess.run([sys.executable, '-c', _SAVE_FAILS, *flags], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 1, result.stderr[-3000:]
   errors = [line for line in result.stderr.splitlines() if line.startswith('error:')]
