@@ -33,9 +33,11 @@ def _listing(directory: str):
 
   class Listed(base):
     async def finalize(self, *args, **kwargs):
+      step = os.path.dirname(os.fspath(self.get_final())) == directory  # not one of its items
+      known = step and await asyncio.to_thread(manifest.fingerprints, os.fspath(self.get()))
       await super().finalize(*args, **kwargs)
-      if os.path.dirname(final := os.fspath(self.get_final())) == directory:  # a step, not an item
-        await asyncio.to_thread(manifest.write, final)
+      if step:  # the rename keeps the files' stat: only those the commit wrote are read again
+        await asyncio.to_thread(manifest.write, os.fspath(self.get_final()), known)
   return Listed
 
 

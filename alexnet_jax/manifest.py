@@ -25,10 +25,25 @@ def _files(step_dir: str) -> list[str]:
   return sorted(f for f in found if f != NAME)
 
 
-def write(step_dir: str) -> None:
-  """Lists the size and SHA-256 of every file of a committed step in step_dir/files.json."""
-  files = {f: [os.path.getsize(os.path.join(step_dir, f)), _sha256(os.path.join(step_dir, f))]
-           for f in _files(step_dir)}
+def fingerprints(step_dir: str, known=None) -> dict:
+  """{file: [size, sha256, stat key]}; a file whose stat key is in `known` is not read again."""
+  found = {}
+  for name in _files(step_dir):
+    stat = os.stat(os.path.join(step_dir, name))
+    key = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    old = (known or {}).get(name)
+    found[name] = old if old and old[2] == key else [
+        stat.st_size, _sha256(os.path.join(step_dir, name)), key]
+  return found
+
+
+def write(step_dir: str, known=None) -> None:
+  """Lists the size and SHA-256 of every file of a committed step in step_dir/files.json.
+
+  known: fingerprints() taken before the commit's rename, so that only the files the commit
+  wrote are read here, and a kill finds a step without its list only in a millisecond's window.
+  """
+  files = {f: v[:2] for f, v in fingerprints(step_dir, known).items()}
   workdir.write_atomic(os.path.join(step_dir, NAME), json.dumps({'files': files}).encode())
 
 
