@@ -77,15 +77,13 @@ class Checkpoints:
   def __init__(self, workdir: str, config):
     if config.checkpoint.keep < 1:
       raise CheckpointError(f'checkpoint.keep={config.checkpoint.keep}: keep at least 1 checkpoint.')
-    self._workdir = workdir
-    self._config = config
+    self._workdir, self._config = workdir, config
     self._dir = os.path.abspath(os.path.join(workdir, 'checkpoints'))
     self._opened = None  # Orbax reads every step when it opens: only once damaged ones are aside
 
   @property
   def _manager(self) -> ocp.CheckpointManager:
-    if self._opened is None:
-      self._opened = _manager(self._dir, self._config.checkpoint.keep)
+    self._opened = self._opened or _manager(self._dir, self._config.checkpoint.keep)
     return self._opened
 
   def write_config(self) -> None:
@@ -229,8 +227,7 @@ def _read_params(manager, step: int):
   restored = _read(manager, step, ocp.args.PyTreeRestore(
       item={'params': tree}, restore_args={'params': host}, partial_restore=True))
   params = restored[STATE]['params']
-  saved = restored[META]['checksums']['params']
-  if checksums.of_params(params) != saved:
+  if checksums.of_params(params) != restored[META]['checksums']['params']:
     raise OSError('the parameters do not match their saved checksum')
   return params, restored[META]
 
