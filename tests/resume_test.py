@@ -214,15 +214,17 @@ def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metric
   written; then the same command to the end. metrics.jsonl equals an uninterrupted run's in every
   field but the wall-clock ones (time, images_per_sec)."""
   kills, total = (20, 120) if SOAK else (5, 30)
+  # One device: no cross-device rendezvous, which XLA:CPU aborts after 40 s on an overloaded host.
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
   rng = random.Random(int(os.environ.get('ALEXNET_SOAK_SEED', '0')))
   reference, soaked = str(tmp_path / 'reference'), str(tmp_path / 'soaked')
   folder = os.path.join(soaked, 'checkpoints')
-  uninterrupted = start(synthetic(reference, total), tmp_path / 'reference.log', cache_dir)
+  uninterrupted = start(synthetic(reference, total), tmp_path / 'reference.log', cache_dir, env)
   for kill in range(kills):
     log = tmp_path / f'kill{kill}.log'
     before, done = set(os.listdir(folder)) if os.path.isdir(folder) else set(), max(
         logged_steps(soaked), default=0)
-    run = start(synthetic(soaked, total), log, cache_dir)
+    run = start(synthetic(soaked, total), log, cache_dir, env)
     wait_for_step(run, soaked, done + 1, log)  # each run gets further than the one before
     if kill % 3 == 1:
       while not _saving(folder, before) and run.poll() is None:
@@ -233,7 +235,7 @@ def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metric
     code, text = finish(run, log)
     assert code == -signal.SIGKILL and 'Traceback' not in text, text[-3000:]
   log = tmp_path / 'last.log'
-  code, text = finish(start(synthetic(soaked, total), log, cache_dir), log)
+  code, text = finish(start(synthetic(soaked, total), log, cache_dir, env), log)
   assert code == 0, text[-3000:]
   code, text = finish(uninterrupted, tmp_path / 'reference.log')
   assert code == 0, text[-3000:]
