@@ -1,20 +1,21 @@
-"""Orbax checkpoints under WORKDIR/checkpoints/<step>: the TrainState, the data position, the config.
-
-The only module that touches Orbax. Each step also stores exact checksums of its arrays, so a
-truncated or corrupt step is found on restore, reported and moved aside, and the newest good one is
-used. Also here: init_from (fine-tuning from another run) and preemption (SIGTERM -> save, stop).
-"""
+"""Orbax checkpoints under WORKDIR/checkpoints/<step> (the only module that touches Orbax): the
+TrainState, the config, a file list and array checksums, by which a damaged step is found, reported
+and moved aside before Orbax opens it, and the newest good one used. Also: init_from, load_params."""
+import asyncio
 import json
 import math
 import os
-import signal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
+
+from alexnet_jax import checksums
+from alexnet_jax import manifest
+from alexnet_jax import workdir as workdir_lib
+from alexnet_jax.parallel import everywhere
 
 STATE, META = 'state', 'meta'  # the items of a step folder
 CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
@@ -25,51 +26,31 @@ class CheckpointError(ValueError):
   """A checkpoint or workdir that cannot be used as asked."""
 
 
-def _leaf_sum(x):
-  """Sum of the bits of x mod 2**32: integer adds are associative, so any mesh gives the same."""
-  unsigned = {1: jnp.uint8, 2: jnp.uint16}.get(x.dtype.itemsize, jnp.uint32)
-  bits = x.astype(jnp.uint8) if x.dtype == jnp.bool_ else jax.lax.bitcast_convert_type(x, unsigned)
-  return jnp.sum(bits.astype(jnp.uint32), dtype=jnp.uint32)
+def _listing(directory: str):
+  """Orbax's temporary path class, which lists a step's files right after Orbax commits it."""
+  paths = ocp.path.atomicity
+  base = paths.CommitFileTemporaryPath if '://' in directory else paths.AtomicRenameTemporaryPath
 
-
-@jax.jit
-def _checksums(fields: dict) -> dict:
-  return {name: sum((jnp.uint32(2 * i + 1) * _leaf_sum(jnp.asarray(x))
-                     for i, x in enumerate(jax.tree.leaves(tree))), jnp.uint32(0))
-          for name, tree in fields.items()}
-
-
-@jax.jit
-def _all_finite(tree):
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-                            if jnp.issubdtype(x.dtype, jnp.inexact)] + [jnp.bool_(True)]))
-
-
-def _host(x):
-  return np.asarray(x.addressable_data(0))  # replicated: every process holds the value
-
-
-def checksums(state) -> dict:
-  """{'step', 'params', 'opt_state'} -> exact uint32 checksum of each (the same on any mesh)."""
-  fields = {'step': state.step, 'params': state.params, 'opt_state': state.opt_state}
-  return {k: int(_host(v)) for k, v in _checksums(fields).items()}
-
-
-def all_finite(tree) -> bool:
-  return bool(_host(_all_finite(tree)))
+  class Listed(base):
+    async def finalize(self, *args, **kwargs):
+      step = os.path.dirname(os.fspath(self.get_final())) == directory  # not one of its items
+      known = step and await asyncio.to_thread(manifest.fingerprints, os.fspath(self.get()))
+      await super().finalize(*args, **kwargs)
+      if step:  # the rename keeps the files' stat: only those the commit wrote are read again
+        await asyncio.to_thread(manifest.write, os.fspath(self.get_final()), known)
+  return Listed
 
 
 def _manager(directory: str, keep: int = 1, read_only: bool = False) -> ocp.CheckpointManager:
   """The last `keep` steps and the best by eval top-1 (BestN alone would keep the N best)."""
-  if keep < 1:
-    raise CheckpointError(f'checkpoint.keep={keep}: keep at least 1 checkpoint.')
   top1 = lambda metrics: metrics.get('top1', -math.inf)  # steps saved without an eval rank last
   policy = ocp.checkpoint_managers.AnyPreservationPolicy([
       ocp.checkpoint_managers.LatestN(n=keep),
       ocp.checkpoint_managers.BestN(get_metric_fn=top1, n=1,
                                     keep_checkpoints_without_metrics=False)])
   options = ocp.CheckpointManagerOptions(create=not read_only, read_only=read_only, best_fn=top1,
-                                         preservation_policy=policy)
+                                         preservation_policy=policy,
+                                         temporary_path_class=_listing(directory))
   return ocp.CheckpointManager(
       directory, options=options,
       item_handlers={STATE: ocp.PyTreeCheckpointHandler(), META: ocp.JsonCheckpointHandler()})
@@ -90,31 +71,34 @@ def _read(manager, step: int, state_args=None):
   return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
 
 
-def _everywhere(ok: bool) -> bool:
-  """True if ok on every process: they all take the same decision."""
-  if jax.process_count() == 1:
-    return ok
-  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))
-
-
 class Checkpoints:
   """Saves asynchronously; restores the newest good step onto any mesh; keeps last N + best."""
 
   def __init__(self, workdir: str, config):
-    self._workdir = workdir
-    self._config = config
+    if config.checkpoint.keep < 1:
+      raise CheckpointError(f'checkpoint.keep={config.checkpoint.keep}: keep at least 1 checkpoint.')
+    self._workdir, self._config = workdir, config
     self._dir = os.path.abspath(os.path.join(workdir, 'checkpoints'))
-    self._manager = _manager(self._dir, config.checkpoint.keep)  # writes nothing in a used workdir
+    self._opened = None  # Orbax reads every step when it opens: only once damaged ones are aside
+
+  @property
+  def _manager(self) -> ocp.CheckpointManager:
+    self._opened = self._opened or _manager(self._dir, self._config.checkpoint.keep)
+    return self._opened
 
   def write_config(self) -> None:
     if jax.process_index() == 0:
-      path = os.path.join(self._workdir, 'config.json')
-      with open(path + '.tmp', 'w') as f:
-        f.write(self._config.to_json(indent=2))
-      os.replace(path + '.tmp', path)
+      workdir_lib.write_atomic(os.path.join(self._workdir, 'config.json'),
+                               self._config.to_json(indent=2).encode())
 
   def restore_latest(self, state):
     """The newest good checkpoint placed like `state` (the new mesh), or None in a new workdir."""
+    steps, damaged = self._screen()
+    if damaged and len(damaged) == len(steps):
+      found = '; '.join(f'step {s}: {what}' for s, what in sorted(damaged.items()))
+      raise CheckpointError(f'no checkpoint in {self._dir} is usable ({found}); nothing was moved. '
+                            'Move them away to start afresh, or use another --workdir.')
+    self._move(sorted(damaged), CORRUPT_DIR)
     corrupt = []
     for step in reversed(self._manager.all_steps()):
       try:
@@ -125,7 +109,7 @@ class Checkpoints:
         logging.warning('Checkpoint %s/%d is corrupt or truncated (%s); trying the one before.',
                         self._dir, step, _first_line(e))
         restored = None
-      if not _everywhere(restored is not None):
+      if not everywhere(restored is not None):
         corrupt.append(step)
         continue
       self._move(corrupt, CORRUPT_DIR)
@@ -136,6 +120,17 @@ class Checkpoints:
                             'restored (see the warnings); move them away to start afresh.')
     return None
 
+  def _screen(self):
+    """(steps on disk, {step: damage} of those whose files differ from their list), before Orbax."""
+    names = os.listdir(self._dir) if os.path.isdir(self._dir) else []
+    steps = sorted(int(n) for n in names if n.isdigit())
+    found = {s: manifest.damage(os.path.join(self._dir, str(s))) for s in steps}
+    damaged = {s: found[s] or 'damaged as another process sees it' for s in steps
+               if not everywhere(found[s] is None)}
+    for step, what in damaged.items():
+      logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, what)
+    return steps, damaged
+
   def _restore(self, step: int, state):
     meta = _read(self._manager, step)[META]
     self._check_compatible(step, meta['config'], self._manager.item_metadata(step)[STATE], state)
@@ -143,8 +138,8 @@ class Checkpoints:
                             state)
     restored = _read(self._manager, step, ocp.args.PyTreeRestore(
         abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)))[STATE]
-    found = checksums(restored)
-    if found != meta['checksums'] or int(_host(restored.step)) != step:
+    found = checksums.of_state(restored)
+    if found != meta['checksums'] or int(checksums.host_value(restored.step)) != step:
       raise OSError(f'checksums {found} differ from the saved {meta["checksums"]}')
     return restored
 
@@ -175,29 +170,25 @@ class Checkpoints:
     if not steps:
       return
     if jax.process_index() == 0:
-      aside = os.path.join(self._workdir, folder)
-      os.makedirs(aside, exist_ok=True)
-      for step in steps:
-        target = os.path.join(aside, str(step))
-        while os.path.exists(target):
-          target += '_'
-        os.replace(os.path.join(self._dir, str(step)), target)
-        logging.warning('Moved checkpoint %s/%d to %s.', self._dir, step, target)
+      workdir_lib.move_aside([os.path.join(self._dir, str(s)) for s in steps],
+                             os.path.join(self._workdir, folder))
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f'alexnet_jax_move_{folder}')
-    self._manager.reload()
+    if self._opened is not None:
+      self._opened.reload()
 
   def save(self, step: int, state, top1=None, log_window=()) -> None:
     """Starts an asynchronous save; the state may be donated once this returns."""
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
     top1 = None if top1 is None else float(top1)
-    meta = {'step': int(step), 'data_position': int(step), 'top1': top1,
-            'checksums': checksums(state), 'config': json.loads(self._config.to_json()),
+    meta = {'step': int(step), 'data_position': int(step), 'top1': top1, 'file_list': manifest.NAME,
+            'checksums': checksums.of_state(state), 'config': json.loads(self._config.to_json()),
             'log_window': list(log_window)}  # train metrics since the last log point
-    self._manager.save(step, args=ocp.args.Composite(**{
-        STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
-        metrics={} if top1 is None else {'top1': top1}, force=True)
+    with workdir_lib.writing(self._dir):  # a failed write, of this save or of the one before
+      self._manager.save(step, args=ocp.args.Composite(**{
+          STATE: ocp.args.PyTreeSave(state), META: ocp.args.JsonSave(meta)}),
+          metrics={} if top1 is None else {'top1': top1}, force=True)
 
   def log_window(self, step: int) -> list[dict]:
     """The log_window saved with a step ([] for checkpoints written before it was saved)."""
@@ -205,9 +196,11 @@ class Checkpoints:
 
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""
-    self._manager.wait_until_finished()
-    self._manager.check_for_errors()
-    self._manager.close()
+    if self._opened is not None:
+      with workdir_lib.writing(self._dir):
+        self._opened.wait_until_finished()
+        self._opened.check_for_errors()
+      self._opened.close()
 
 
 def _steps_of(path: str, what: str = 'init_from'):
@@ -234,8 +227,7 @@ def _read_params(manager, step: int):
   restored = _read(manager, step, ocp.args.PyTreeRestore(
       item={'params': tree}, restore_args={'params': host}, partial_restore=True))
   params = restored[STATE]['params']
-  saved = restored[META]['checksums']['params']
-  if int(_host(_checksums({'params': params})['params'])) != saved:
+  if checksums.of_params(params) != restored[META]['checksums']['params']:
     raise OSError('the parameters do not match their saved checksum')
   return params, restored[META]
 
@@ -306,33 +298,3 @@ def init_from(path: str, state):
   logging.info('init_from %s/%d: loaded %s; re-initialised %s.', folder, step, ', '.join(loaded),
                ', '.join(fresh) or 'nothing')
   return state.replace(params=params)
-
-
-class Preemption:
-  """SIGTERM (TPU VM maintenance, SLURM) -> save at a step every process agrees on, then stop.
-
-  Several processes: JAX's preemption sync (it catches SIGTERM itself, and reached() is True on
-  every process at the same step). One process: our own SIGTERM handler.
-  """
-
-  def __init__(self):
-    self.requested = False
-    # jax.distributed.initialize starts the sync service unless this option turned it off.
-    self._sync = jax.process_count() > 1 and jax.config.jax_enable_preemption_service
-    self._previous = None if self._sync else signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):  # pylint: disable=unused-argument
-    logging.warning('SIGTERM received: saving a checkpoint at the next step and stopping.')
-    self.requested = True
-
-  def reached(self, step: int) -> bool:
-    """To be called at every step by every process."""
-    if self._sync:
-      return multihost_utils.reached_preemption_sync_point(step)
-    if jax.process_count() > 1:  # the service is off: agree through a (blocking) all-gather
-      return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
-    return self.requested
-
-  def close(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)

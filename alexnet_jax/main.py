@@ -97,10 +97,14 @@ def initialize_distributed(*, distributed: bool | None, num_processes: int,
 
 
 class _QuietLibraries(logging.logging.Filter):
-  """Keeps Orbax's per-save INFO chatter out of the run log; its warnings still show."""
+  """Keeps Orbax's per-save INFO chatter out of the run log; its warnings and errors still show,
+  in one line each (a failed save's cause ends the run as main's own one-line error)."""
 
   def filter(self, record):
-    return record.levelno >= logging.logging.WARNING or 'orbax' not in record.pathname
+    if 'orbax' not in record.pathname:
+      return True
+    record.exc_info, record.exc_text = None, None
+    return record.levelno >= logging.logging.WARNING
 
 
 def main(argv):
@@ -118,10 +122,11 @@ def main(argv):
   except UsageError as e:
     cli.fail(str(e))
   from alexnet_jax import train  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import workdir  # pylint: disable=g-import-not-at-top
   try:
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     compile_cache.log_stats(cache_folder)
-  except (ValueError, FileNotFoundError, train.NonFiniteLossError) as e:
+  except (ValueError, FileNotFoundError, train.NonFiniteLossError, workdir.WriteError) as e:
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
 
 

@@ -7,6 +7,15 @@ import time
 import numpy as np
 from absl import logging
 
+from alexnet_jax import parallel
+from alexnet_jax import workdir as workdir_lib
+
+LOG = 'metrics.jsonl'  # one JSON object per line, appended; a kill leaves at most the last one torn
+
+
+class LogError(ValueError):
+  """A damaged line before the last one of metrics.jsonl."""
+
 
 def average(step_metrics: list[dict]) -> dict:
   """Mean of per-step scalar metrics (already fetched to the host)."""
@@ -33,6 +42,36 @@ def progress_line(step: int, total: int, values: dict, eta_seconds: float) -> st
           f'| ETA {format_duration(eta_seconds)}')
 
 
+def _read(path: str):
+  """(the lines to keep, the torn last line's number or None); a damaged earlier line: LogError."""
+  if not os.path.exists(path):
+    return [], None
+  with open(path, 'rb') as f:
+    numbered = [(n, line) for n, line in enumerate(f.read().split(b'\n'), 1) if line.strip()]
+  for n, line in numbered:
+    try:
+      if not isinstance(json.loads(line).get('step'), int):
+        raise ValueError('no integer step')
+    except (ValueError, AttributeError) as e:
+      if n == numbered[-1][0]:  # a run killed while it wrote this line
+        return [line for _, line in numbered[:-1]], n
+      raise LogError(f'{path} line {n} is damaged ({type(e).__name__}: {str(e)[:80]}); only a last '
+                     'line is dropped. Fix or delete that line, then run the same command.') from e
+  return [line for _, line in numbered], None
+
+
+def check_log(workdir: str, *, enabled: bool = True) -> None:
+  """Raises LogError, before anything is written, if metrics.jsonl is damaged before its last line."""
+  error = None
+  if enabled:
+    try:
+      _read(os.path.join(workdir, LOG))
+    except LogError as e:
+      error = e
+  if not parallel.everywhere(error is None):
+    raise error or LogError(f'{os.path.join(workdir, LOG)} is damaged (see process 0).')
+
+
 class Writer:
   """Appends to WORKDIR/metrics.jsonl and TensorBoard; inert on processes other than 0."""
 
@@ -41,7 +80,7 @@ class Writer:
     self._summary = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._path = os.path.join(workdir, 'metrics.jsonl')
+      self._path = os.path.join(workdir, LOG)
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._tf = tf
       self._summary = tf.summary.create_file_writer(workdir)
@@ -50,18 +89,23 @@ class Writer:
     """Drops points logged after `step` (by a run that died before its next checkpoint)."""
     if not self.enabled or not os.path.exists(self._path):
       return
-    with open(self._path) as f:
-      kept = [line for line in f if line.strip() and json.loads(line)['step'] <= step]
-    with open(self._path + '.tmp', 'w') as f:
-      f.writelines(kept)
-    os.replace(self._path + '.tmp', self._path)
+    lines, torn = _read(self._path)
+    if torn:
+      logging.warning('%s: dropped its torn last line (%d), left by a run killed while writing it.',
+                      self._path, torn)
+    kept = [line + b'\n' for line in lines if json.loads(line)['step'] <= step]
+    workdir_lib.write_atomic(self._path, b''.join(kept))
+
+  def sync(self) -> None:
+    """Puts the lines written so far on the disk (before a checkpoint that follows them)."""
+    if self.enabled:
+      workdir_lib.sync(self._path)
 
   def write(self, step: int, split: str, values: dict) -> None:
     if not self.enabled:
       return
     record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **values}
-    with open(self._path, 'a') as f:
-      f.write(json.dumps(record) + '\n')
+    workdir_lib.append_line(self._path, json.dumps(record))
     with self._summary.as_default(step=int(step)):
       for name, value in values.items():
         self._tf.summary.scalar(f'{split}/{name}', value)

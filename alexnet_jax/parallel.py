@@ -5,6 +5,7 @@ import threading
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -128,3 +129,10 @@ def prefetch(batches, mesh, size: int = 2):
   finally:
     stop.set()
     thread.join()
+
+
+def everywhere(ok: bool) -> bool:
+  """True if ok on every process: they all take the same decision."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.int32(ok))))

@@ -8,14 +8,17 @@ import numpy as np
 from absl import logging
 
 from alexnet_jax import checkpoint
+from alexnet_jax import checksums
 from alexnet_jax import classes
 from alexnet_jax import input_pipeline
 from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import preemption as preemption_lib
 from alexnet_jax import profiler as profiler_lib
 from alexnet_jax import train_step as step_lib
+from alexnet_jax import workdir as workdir_lib
 
 
 _DIVERGED_ADVICE = ('the last good checkpoint is kept. Lower --config.optimizer.learning_rate or '
@@ -75,43 +78,55 @@ def train_and_evaluate(config, workdir: str) -> dict:
   # The state first: a bad model key fails before the workdir is touched.
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=config.data.image_size,
                                              seed=config.seed)
-  ckpts = checkpoint.Checkpoints(workdir, config)  # checks a resumed workdir before any write
-  # A workdir's own checkpoint wins over init_from: a fine-tuning run resumes like any other.
-  state = ckpts.restore_latest(state) or checkpoint.init_from(config.init_from, state)
-  start_step = int(state.step)
-  # The train metrics of the steps after the last log point: the first point after a resume
-  # averages the same steps as an uninterrupted run (float32, as the step returned them).
-  carried = [{k: np.float32(v) for k, v in m.items()}
-             for m in (ckpts.log_window(start_step) if start_step else [])]
-  writer = metrics_lib.Writer(workdir, enabled=jax.process_index() == 0)
-  writer.truncate_after(start_step)
-  ckpts.write_config()
-  if jax.process_index() == 0:  # so that the run can be used when its data is gone
-    classes.write(workdir, info.class_ids)
   train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed,
                                         label_smoothing=config.label_smoothing)
   eval_step = step_lib.make_eval_step(model, mesh, specs.params)
-  batches = parallel.prefetch(itertools.islice(input_pipeline.create_train_iterator(
-      config.data, seed=config.seed, num_classes=config.model.num_classes,
-      start_step=start_step), max(0, total_steps - start_step)), mesh)
-  logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
-               total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
-  preemption = checkpoint.Preemption()
-  profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
-  try:
-    state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
-                                preemption, profiler, config, mesh, start_step, total_steps,
-                                carried)
-  except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
-    ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
-    raise
-  finally:
-    batches.close()  # stops the prefetch thread before anything else shuts down
-    profiler.close()
-    preemption.close()
-    ckpts.close()
-    writer.close()
+  primary = jax.process_index() == 0
+  with workdir_lib.lock(workdir, primary=primary):  # a second run on the workdir stops here
+    state, ckpts, writer = _resume(config, workdir, primary, state)
+    if primary:  # so that the run can be used when its data is gone
+      classes.write(workdir, info.class_ids)
+    start_step = int(state.step)
+    # The train metrics of the steps after the last log point: the first point after a resume
+    # averages the same steps as an uninterrupted run (float32, as the step returned them).
+    carried = [{k: np.float32(v) for k, v in m.items()}
+               for m in (ckpts.log_window(start_step) if start_step else [])]
+    batches = parallel.prefetch(itertools.islice(input_pipeline.create_train_iterator(
+        config.data, seed=config.seed, num_classes=config.model.num_classes,
+        start_step=start_step), max(0, total_steps - start_step)), mesh)
+    logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
+                 total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
+    preemption = preemption_lib.Preemption()
+    profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
+    try:
+      state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
+                                  preemption, profiler, config, mesh, start_step, total_steps,
+                                  carried)
+    except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
+      ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
+      raise
+    finally:
+      batches.close()  # stops the prefetch thread before anything else shuts down
+      profiler.close()
+      preemption.close()
+      ckpts.close()
+      writer.close()
   return eval_metrics
+
+
+def _resume(config, workdir: str, primary: bool, state):
+  """(state, checkpoints, writer): the newest good checkpoint, else init_from, else `state`.
+
+  metrics.jsonl and the checkpoints are checked before anything in the workdir is written.
+  """
+  metrics_lib.check_log(workdir, enabled=primary)
+  ckpts = checkpoint.Checkpoints(workdir, config)
+  # A workdir's own checkpoint wins over init_from: a fine-tuning run resumes like any other.
+  state = ckpts.restore_latest(state) or checkpoint.init_from(config.init_from, state)
+  writer = metrics_lib.Writer(workdir, enabled=primary)
+  writer.truncate_after(int(state.step))
+  ckpts.write_config()
+  return state, ckpts, writer
 
 
 def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, profiler,
@@ -152,21 +167,22 @@ def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemp
     if step % config.checkpoint.every_steps == 0 or step == total_steps:
       if pending is not None:  # never save a state whose loss is not yet known to be finite
         _check_finite(pending)
-      _save(ckpts, step, state, window, pending, top1)
+      _save(ckpts, writer, step, state, window, pending, top1)
   if pending is not None:
     _check_finite(pending)
   if step < total_steps:  # preempted: save where we are, and the same command resumes here
-    _save(ckpts, step, state, window, pending)
+    _save(ckpts, writer, step, state, window, pending)
     logging.warning('Preempted at step %d; checkpoint saved. Run the same command to resume.', step)
   return state, eval_metrics
 
 
-def _save(ckpts, step: int, state, window, pending, top1=None) -> None:
+def _save(ckpts, writer, step: int, state, window, pending, top1=None) -> None:
   """Saves unless a parameter is NaN or infinite: a finite loss can still give inf parameters."""
-  if not checkpoint.all_finite(state.params):
+  if not checksums.all_finite(state.params):
     raise NonFiniteLossError(
         f'the parameters are not finite after step {step}; {_DIVERGED_ADVICE}', step)
   unlogged = window + ([] if pending is None else [pending[1]])
+  writer.sync()  # the metrics up to this step reach the disk before the checkpoint does
   ckpts.save(step, state, top1, log_window=[{k: float(v) for k, v in m.items()}
                                            for m in jax.device_get(unlogged)])
 

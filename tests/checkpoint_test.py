@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import checkpoint
+from alexnet_jax import checksums
 from alexnet_jax import input_pipeline
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
@@ -232,5 +233,5 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
   bad = error.value.first_bad_step  # the first step whose parameters give a non-finite loss
   assert (f'at step {bad + 1};' in str(error.value) or f'after step {bad};' in str(error.value))
   state = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config))
-  assert 3 <= int(state.step) < bad and checkpoint.all_finite(state.params)
+  assert 3 <= int(state.step) < bad and checksums.all_finite(state.params)
   assert np.isfinite(train_metrics(workdir)[int(state.step) + 1]['loss'])  # its loss was finite

@@ -1,7 +1,13 @@
-"""Metric averaging, eval sums, the progress line and the workdir writer."""
+"""Metric averaging, eval sums, the progress line, the workdir writer and its damaged logs."""
+import errno
 import json
+import os
+import shutil
+
+import pytest
 
 from alexnet_jax import metrics
+from alexnet_jax import workdir
 
 
 def test_eval_sums_become_means_over_real_examples():
@@ -32,3 +38,50 @@ def test_writer_on_other_processes_writes_nothing(tmp_path):
   writer = metrics.Writer(str(tmp_path / 'w'), enabled=False)
   writer.write(1, 'train', {'loss': 1.0})
   assert not (tmp_path / 'w').exists()
+
+
+def _log(tmp_path, text: bytes):
+  (tmp_path / 'metrics.jsonl').write_bytes(text)
+  return metrics.Writer(str(tmp_path))
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning(tmp_path, caplog):
+  whole = b'{"step": 1, "split": "train", "loss": 2.5}\n{"step": 2, "split": "train", "loss": 2.25}\n'
+  for torn in (b'{"step": 3, "split": "tr', b'{"step": 3, "split": "train", "loss": 2.', b'\0\0\0'):
+    writer = _log(tmp_path, whole + torn)
+    writer.truncate_after(5)
+    writer.write(3, 'train', {'loss': 2.0})
+    writer.close()
+    steps = [json.loads(l)['step'] for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+    assert steps == [1, 2, 3], torn
+    assert 'dropped its torn last line (3)' in caplog.text
+    caplog.clear()
+
+
+def test_a_damaged_line_before_the_last_is_an_error_naming_it_and_changes_nothing(tmp_path):
+  text = b'{"step": 1, "split": "train"}\n{"step": 2, "spl\n{"step": 3, "split": "train"}\n'
+  (tmp_path / 'metrics.jsonl').write_bytes(text)
+  with pytest.raises(metrics.LogError, match=r'metrics.jsonl line 2 is damaged \(JSONDecodeError'):
+    metrics.check_log(str(tmp_path))
+  assert (tmp_path / 'metrics.jsonl').read_bytes() == text
+
+
+def test_a_failed_append_names_the_file_and_the_os_error(tmp_path, monkeypatch):
+  writer = metrics.Writer(str(tmp_path))
+  writer.write(1, 'train', {'loss': 1.0})
+  real = os.write
+
+  def full_disk(fd, data):  # ENOSPC, injected into the one write of a line
+    if os.readlink(f'/proc/self/fd/{fd}').endswith('metrics.jsonl'):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(fd, data)
+  monkeypatch.setattr(os, 'write', full_disk)
+  with pytest.raises(workdir.WriteError) as error:
+    writer.write(2, 'train', {'loss': 0.5})
+  monkeypatch.undo()
+  assert str(error.value).startswith(
+      f'could not write {tmp_path}/metrics.jsonl: No space left on device (ENOSPC).')
+  shutil.rmtree(tmp_path)  # a vanished workdir: a real ENOENT
+  with pytest.raises(workdir.WriteError, match='metrics.jsonl: No such file or directory'):
+    writer.write(3, 'train', {'loss': 0.25})
+  writer.close()

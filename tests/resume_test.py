@@ -1,4 +1,5 @@
-"""The CLI interrupted for real: SIGTERM and kill -9, then the same command; two-process preemption.
+"""The CLI interrupted for real: SIGTERM and kill -9, then the same command; two-process preemption;
+a soak of kill -9 at random moments (ALEXNET_SOAK=1: 20 kills instead of 5).
 
 Each run is `python -m alexnet_jax.main` in a subprocess. The runs share a persistent JAX
 compilation cache (ALEXNET_JAX_TEST_CACHE, default under the temp folder): the first run compiles,
@@ -6,6 +7,7 @@ the others, and later test sessions, mostly load.
 """
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -55,12 +57,18 @@ def start(command, log_path, cache_dir, env=None):
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def logged_steps(workdir, split='train'):
+def logged(workdir):
+  """The records of metrics.jsonl, but a line being written (or torn by a kill)."""
   path = os.path.join(workdir, 'metrics.jsonl')
   if not os.path.exists(path):
-    return {}
-  with open(path) as f:
-    return {r['step']: r for r in map(json.loads, f) if r['split'] == split}
+    return []
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
+def logged_steps(workdir, split='train'):
+  return {r['step']: r for r in logged(workdir) if r['split'] == split}
 
 
 def wait_until(process, done, what, log_path, timeout=300):
@@ -179,3 +187,59 @@ def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_exits_0
   assert [code for code, _ in results] == [0, 0], results[0][1][-3000:]
   assert steps[0] == steps[1] < 1000
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(steps[0])]
+
+
+SOAK = os.environ.get('ALEXNET_SOAK') == '1'  # the long variant: 20 kills over 120 steps
+
+
+def synthetic(workdir, total_steps):
+  """A tiny run on synthetic data (no data to prepare), saved every 2 steps, evaluated every 5."""
+  values = {'data.name': 'synthetic', 'data.image_size': 64, 'data.batch_size': 8,
+            'model.num_classes': 8, 'model.fc_width': 64, 'total_steps': total_steps,
+            'log_every_steps': 1, 'eval_every_steps': 5, 'checkpoint.every_steps': 2,
+            'checkpoint.keep': 2}
+  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
+          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in values.items()]
+
+
+def _saving(folder, before):
+  """True once a save that was not in progress at `before` is being written."""
+  names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+  return any('orbax-checkpoint-tmp' in n for n in names - before)
+
+
+def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metrics(tmp_path,
+                                                                                 cache_dir):
+  """kill -9 at random moments after each run's first new step, every third one as a save is being
+  written; then the same command to the end. metrics.jsonl equals an uninterrupted run's in every
+  field but the wall-clock ones (time, images_per_sec)."""
+  kills, total = (20, 120) if SOAK else (5, 30)
+  # One device: no cross-device rendezvous, which XLA:CPU aborts after 40 s on an overloaded host.
+  env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  rng = random.Random(int(os.environ.get('ALEXNET_SOAK_SEED', '0')))
+  reference, soaked = str(tmp_path / 'reference'), str(tmp_path / 'soaked')
+  folder = os.path.join(soaked, 'checkpoints')
+  uninterrupted = start(synthetic(reference, total), tmp_path / 'reference.log', cache_dir, env)
+  for kill in range(kills):
+    log = tmp_path / f'kill{kill}.log'
+    before, done = set(os.listdir(folder)) if os.path.isdir(folder) else set(), max(
+        logged_steps(soaked), default=0)
+    run = start(synthetic(soaked, total), log, cache_dir, env)
+    wait_for_step(run, soaked, done + 1, log)  # each run gets further than the one before
+    if kill % 3 == 1:
+      while not _saving(folder, before) and run.poll() is None:
+        time.sleep(0.002)
+    else:
+      time.sleep(rng.uniform(0, 0.4))
+    run.send_signal(signal.SIGKILL)
+    code, text = finish(run, log)
+    assert code == -signal.SIGKILL and 'Traceback' not in text, text[-3000:]
+  log = tmp_path / 'last.log'
+  code, text = finish(start(synthetic(soaked, total), log, cache_dir, env), log)
+  assert code == 0, text[-3000:]
+  code, text = finish(uninterrupted, tmp_path / 'reference.log')
+  assert code == 0, text[-3000:]
+  wall_clock = ('time', 'images_per_sec')
+  want, got = ([{k: v for k, v in r.items() if k not in wall_clock} for r in logged(w)]
+               for w in (reference, soaked))
+  assert len(want) == total + total // 5 and got == want
