@@ -65,7 +65,7 @@ def _first_line(error: Exception) -> str:
   return f'{type(error).__name__}: {(str(error).strip().splitlines() or [""])[0][:200]}'
 
 
-def _read(manager, step: int, state_args=None):
+def _restore_items(manager, step: int, state_args=None):
   """The meta item of a step, and its state item when state_args say how to restore it."""
   state = {} if state_args is None else {STATE: state_args}
   return manager.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}, **state))
@@ -132,11 +132,11 @@ class Checkpoints:
     return steps, damaged
 
   def _restore(self, step: int, state):
-    meta = _read(self._manager, step)[META]
+    meta = _restore_items(self._manager, step)[META]
     self._check_compatible(step, meta['config'], self._manager.item_metadata(step)[STATE], state)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                             state)
-    restored = _read(self._manager, step, ocp.args.PyTreeRestore(
+    restored = _restore_items(self._manager, step, ocp.args.PyTreeRestore(
         abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract)))[STATE]
     found = checksums.of_state(restored)
     if found != meta['checksums'] or int(checksums.host_value(restored.step)) != step:
@@ -182,7 +182,7 @@ class Checkpoints:
     if step in self._manager.all_steps():  # a preemption right after a regular save
       return
     top1 = None if top1 is None else float(top1)
-    meta = {'step': int(step), 'data_position': int(step), 'top1': top1, 'file_list': manifest.NAME,
+    meta = {'step': int(step), 'top1': top1, 'file_list': manifest.NAME,
             'checksums': checksums.of_state(state), 'config': json.loads(self._config.to_json()),
             'log_window': list(log_window)}  # train metrics since the last log point
     with workdir_lib.writing(self._dir):  # a failed write, of this save or of the one before
@@ -192,7 +192,7 @@ class Checkpoints:
 
   def log_window(self, step: int) -> list[dict]:
     """The log_window saved with a step ([] for checkpoints written before it was saved)."""
-    return _read(self._manager, step)[META].get('log_window', [])
+    return _restore_items(self._manager, step)[META].get('log_window', [])
 
   def close(self) -> None:
     """Waits for the last save; its errors surface here."""
@@ -224,7 +224,7 @@ def _read_params(manager, step: int):
   """A step's parameters as host arrays, checked against their saved checksum, and its meta."""
   tree = manager.item_metadata(step)[STATE]['params']
   host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-  restored = _read(manager, step, ocp.args.PyTreeRestore(
+  restored = _restore_items(manager, step, ocp.args.PyTreeRestore(
       item={'params': tree}, restore_args={'params': host}, partial_restore=True))
   params = restored[STATE]['params']
   if checksums.of_params(params) != restored[META]['checksums']['params']:

@@ -1,7 +1,10 @@
 """train_and_evaluate(config, workdir): wiring of data, mesh, state, steps, metrics and checkpoints."""
+import dataclasses
 import itertools
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -99,9 +102,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
     preemption = preemption_lib.Preemption()
     profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
     try:
-      state, eval_metrics = _loop(state, batches, train_step, eval_step, schedule, writer, ckpts,
-                                  preemption, profiler, config, mesh, start_step, total_steps,
-                                  carried)
+      run = _Run(train_step, eval_step, schedule, writer, ckpts, preemption, profiler, config, mesh,
+                 total_steps)
+      state, eval_metrics = _loop(run, state, batches, start_step, carried)
     except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
       ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
       raise
@@ -129,61 +132,76 @@ def _resume(config, workdir: str, primary: bool, state):
   return state, ckpts, writer
 
 
-def _loop(state, batches, train_step, eval_step, schedule, writer, ckpts, preemption, profiler,
-          config, mesh, step, total_steps, carried):
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """What the loop runs with: the jitted steps, the schedule and the run's services."""
+  train_step: Callable
+  eval_step: Callable
+  schedule: Callable
+  writer: metrics_lib.Writer
+  ckpts: checkpoint.Checkpoints
+  preemption: preemption_lib.Preemption
+  profiler: profiler_lib.Profiler
+  config: Any
+  mesh: jax.sharding.Mesh
+  total_steps: int
+
+
+def _loop(run: _Run, state, batches, step: int, carried):
   """Dispatches step N before fetching step N-1's metrics, so the host never stalls the devices."""
   pending, window, eval_metrics = None, list(carried), {}
   timed = -len(carried)  # + len(window): the steps run since window_start
   window_start = time.perf_counter()
-  log_every = max(1, config.log_every_steps)
-  while step < total_steps and not preemption.reached(step):
-    profiler.maybe_start(step, state)
-    state, step_metrics = train_step(state, next(batches))
+  log_every = max(1, run.config.log_every_steps)
+  while step < run.total_steps and not run.preemption.reached(step):
+    run.profiler.maybe_start(step, state)
+    state, step_metrics = run.train_step(state, next(batches))
     step += 1
-    profiler.maybe_stop(step, state)
+    run.profiler.maybe_stop(step, state)
     if pending is not None:
       _check_finite(pending)
       window.append(pending[1])
     pending = (step, jax.device_get(step_metrics) if step % log_every == 0 else step_metrics)
-    if step % log_every == 0 or step == total_steps:
+    if step % log_every == 0 or step == run.total_steps:
       _check_finite(pending)
       window.append(pending[1])
       pending = None
       elapsed = time.perf_counter() - window_start
       values = metrics_lib.average(jax.device_get(window))
-      values.update(learning_rate=float(schedule(step - 1)),
-                    images_per_sec=(len(window) + timed) * config.data.batch_size / elapsed)
-      writer.write(step, 'train', values)
-      eta = (total_steps - step) * elapsed / (len(window) + timed)
-      logging.info(metrics_lib.progress_line(step, total_steps, values, eta))
+      values.update(learning_rate=float(run.schedule(step - 1)),
+                    images_per_sec=(len(window) + timed) * run.config.data.batch_size / elapsed)
+      run.writer.write(step, 'train', values)
+      eta = (run.total_steps - step) * elapsed / (len(window) + timed)
+      logging.info(metrics_lib.progress_line(step, run.total_steps, values, eta))
       window, window_start, timed = [], time.perf_counter(), 0
     top1 = None
-    if (config.eval_every_steps and step % config.eval_every_steps == 0) or step == total_steps:
-      eval_metrics = evaluate(eval_step, state.params, config, mesh)
+    every = run.config.eval_every_steps
+    if (every and step % every == 0) or step == run.total_steps:
+      eval_metrics = evaluate(run.eval_step, state.params, run.config, run.mesh)
       top1 = eval_metrics['top1']
-      writer.write(step, 'eval', eval_metrics)
+      run.writer.write(step, 'eval', eval_metrics)
       logging.info('eval at step %d: %s', step, eval_metrics)
       window_start = time.perf_counter()
-    if step % config.checkpoint.every_steps == 0 or step == total_steps:
+    if step % run.config.checkpoint.every_steps == 0 or step == run.total_steps:
       if pending is not None:  # never save a state whose loss is not yet known to be finite
         _check_finite(pending)
-      _save(ckpts, writer, step, state, window, pending, top1)
+      _save(run, step, state, window, pending, top1)
   if pending is not None:
     _check_finite(pending)
-  if step < total_steps:  # preempted: save where we are, and the same command resumes here
-    _save(ckpts, writer, step, state, window, pending)
+  if step < run.total_steps:  # preempted: save where we are, and the same command resumes here
+    _save(run, step, state, window, pending)
     logging.warning('Preempted at step %d; checkpoint saved. Run the same command to resume.', step)
   return state, eval_metrics
 
 
-def _save(ckpts, writer, step: int, state, window, pending, top1=None) -> None:
+def _save(run: _Run, step: int, state, window, pending, top1=None) -> None:
   """Saves unless a parameter is NaN or infinite: a finite loss can still give inf parameters."""
   if not checksums.all_finite(state.params):
     raise NonFiniteLossError(
         f'the parameters are not finite after step {step}; {_DIVERGED_ADVICE}', step)
   unlogged = window + ([] if pending is None else [pending[1]])
-  writer.sync()  # the metrics up to this step reach the disk before the checkpoint does
-  ckpts.save(step, state, top1, log_window=[{k: float(v) for k, v in m.items()}
+  run.writer.sync()  # the metrics up to this step reach the disk before the checkpoint does
+  run.ckpts.save(step, state, top1, log_window=[{k: float(v) for k, v in m.items()}
                                            for m in jax.device_get(unlogged)])
 
 
