@@ -195,14 +195,14 @@ def tfds_source(data_config, split: str) -> Source:
                     f'--data_dir=...{hint}.')
   image_key, label_key = builder.info.supervised_keys
   try:
-    records = builder.as_data_source(split, decoders={image_key: tfds.decode.SkipDecoding()})
+    prepared = builder.as_data_source(split, decoders={image_key: tfds.decode.SkipDecoding()})
   except NotImplementedError:
     raise DataError(f'{builder.data_dir} is not in array_record format (random access): prepare it '
                     'again with alexnet_jax.tools.prepare into another data_dir.') from None
   except (KeyError, ValueError) as e:
     raise DataError(f'Split {split!r} of {data_config.name}: {e}'.splitlines()[0]) from None
 
-  raw = records.data_source  # serialized tf.Examples: parsed in the graph, not per example in Python
+  raw = prepared.data_source  # serialized tf.Examples: parsed in the graph, not per example in Python
   spec = {image_key: tf.io.FixedLenFeature([], tf.string),
           label_key: tf.io.FixedLenFeature([], tf.int64)}
 
@@ -212,7 +212,7 @@ def tfds_source(data_config, split: str) -> Source:
     example = tf.io.parse_example(tf.ensure_shape(serialized, indices.shape), spec)
     return example[image_key], tf.cast(example[label_key], tf.int32)
   labels = builder.info.features[label_key]
-  source = Source(num_examples=len(records), num_classes=labels.num_classes,
+  source = Source(num_examples=len(prepared), num_classes=labels.num_classes,
                   class_ids=tuple(labels.names),
                   records=records, image_bytes=lambda payload: payload,
                   describe=lambda i: f'{data_config.name} {split}[{i}]',
