@@ -45,7 +45,10 @@ def evaluate(eval_step, params, config, mesh, on_batch=None) -> dict:
                                                 num_classes=config.model.num_classes)
   totals = None
   for done, batch in enumerate(parallel.prefetch(batches, mesh), 1):
-    sums = eval_step(params, batch)
+    # One eval step at a time: independent steps (same params, other batches) would otherwise
+    # run at once, and XLA:CPU's per-device threads of two programs can wait on each other's
+    # collectives until its 40 s rendezvous timeout aborts the process (seen under load).
+    sums = jax.block_until_ready(eval_step(params, batch))
     totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
     if on_batch is not None:
       on_batch(done)
