@@ -112,6 +112,13 @@ class Writer:
     self._summary.flush()
     logging.log_first_n(logging.INFO, 'metrics -> %s', 1, self._path)
 
+  def image(self, step: int, name: str, image_HWC) -> None:
+    """A uint8 image [H, W, C] to TensorBoard (e.g. conv1's filters: they can be watched forming)."""
+    if self.enabled:
+      with self._summary.as_default(step=int(step)):
+        self._tf.summary.image(name, np.asarray(image_HWC)[None])
+      self._summary.flush()
+
   def close(self) -> None:
     if self._summary is not None:
       self._summary.close()

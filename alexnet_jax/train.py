@@ -18,6 +18,7 @@ from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import optim
 from alexnet_jax import parallel
+from alexnet_jax import pictures
 from alexnet_jax import preemption as preemption_lib
 from alexnet_jax import profiler as profiler_lib
 from alexnet_jax import train_step as step_lib
@@ -183,6 +184,8 @@ def _loop(run: _Run, state, batches, step: int, carried):
       eval_metrics = evaluate(run.eval_step, state.params, run.config, run.mesh)
       top1 = eval_metrics['top1']
       run.writer.write(step, 'eval', eval_metrics)
+      run.writer.image(step, 'conv1/filters', pictures.filter_grid(
+          state.params['conv1']['kernel'], model_lib.AlexNet(**run.config.model).option('groups')))
       logging.info('eval at step %d: %s', step, eval_metrics)
       window_start = time.perf_counter()
     if step % run.config.checkpoint.every_steps == 0 or step == run.total_steps:

@@ -1,0 +1,193 @@
+"""Predictions and nearest neighbours in feature space for held-out images (the paper's Figure 4).
+
+  python -m alexnet_jax.tools.neighbours --workdir=runs/alexnet [--queries=8] --output=nn.png \
+      [--step=N|best] [--max_train=N] [--config.data.KEY=VALUE ...]
+
+For each query (the first --queries images of the run's eval split): its top-5 classes with their
+probabilities (the true class marked) and the six training images whose last-hidden-layer (FC7,
+after its activation) feature vectors are nearest in Euclidean distance. Training images are read
+as evaluation reads them (centre crop) and their features computed in batches split over all
+local devices; the nearest are kept as the batches stream by, so memory does not grow with the
+training set. --config.data.* overrides read other data (another split, a bigger set).
+"""
+import os
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app
+from absl import flags
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from alexnet_jax import checkpoint
+from alexnet_jax import cli
+from alexnet_jax import inference
+from alexnet_jax import input_pipeline
+from alexnet_jax import metrics
+from alexnet_jax import model as model_lib
+from alexnet_jax.tools import predict
+
+FLAGS = flags.FLAGS
+FEATURE_LAYER = 'fc7'  # the last hidden layer: 4096 units in the paper
+TOP_K = 5
+
+
+def define_flags(argv) -> None:
+  """--workdir, --step, --config (the run's saved config, each key overridable) and the rest."""
+  workdirs = [a.split('=', 1)[1] for a in argv if a.startswith('--workdir=')]
+  if not workdirs:
+    cli.fail('--workdir is required: python -m alexnet_jax.tools.neighbours --workdir=W '
+             '--output=FILE.png [--queries=8]')
+  path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
+  if not os.path.exists(path):
+    cli.fail(f'{workdirs[-1]} has no config.json: give the workdir of a trained run.')
+  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  cli.define_config_dict(inference.read_config(path), argv, "The run's config; override any key.")
+  flags.DEFINE_integer('queries', 8, 'Held-out images shown, one row each.')
+  flags.DEFINE_integer('neighbours', 6, 'Nearest training images per query.')
+  flags.DEFINE_integer('max_train', 0, 'Training images searched (0: all of the train split).')
+  flags.DEFINE_string('output', None, 'The PNG to write.')
+
+
+def make_features(clf):
+  """images [B, S, S, 3] uint8 -> (logits [B, K], features [B, F]), the batch split over devices."""
+  mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ('batch',))
+  sharding = NamedSharding(mesh, P('batch'))
+  act = jnp.tanh if clf.model.option('activation') == 'tanh' else jax.nn.relu
+
+  def forward(params, images_BHWC):
+    logits_BK, state = clf.model.apply(
+        {'params': params}, model_lib.standardize(images_BHWC), train=False,
+        capture_intermediates=lambda module, _: module.name == FEATURE_LAYER,
+        mutable=['intermediates'])
+    return logits_BK, act(state['intermediates'][FEATURE_LAYER]['__call__'][0])
+  jitted = jax.jit(forward, out_shardings=(sharding, sharding))
+
+  def features(images_BHWC):
+    count, devices = len(images_BHWC), mesh.devices.size
+    padded = np.concatenate([images_BHWC, np.zeros(
+        (-count % devices,) + images_BHWC.shape[1:], images_BHWC.dtype)])
+    logits_BK, features_BF = jitted(clf.params, jax.device_put(padded, sharding))
+    return np.asarray(logits_BK)[:count], np.asarray(features_BF)[:count]
+  return features
+
+
+def _batches(data_config, split: str, config, limit: int = 0):
+  """(images, labels) of a split in order, centre-cropped, at most `limit` images (0: all)."""
+  data_config = data_config.copy_and_resolve_references()
+  data_config.eval_split = split
+  done = 0
+  for batch in input_pipeline.create_eval_iterator(data_config, seed=config.seed,
+                                                   num_classes=config.model.num_classes):
+    keep = batch['mask'][:limit - done] if limit else batch['mask']
+    yield batch['image'][:len(keep)][keep], batch['label'][:len(keep)][keep]
+    done += int(keep.sum())
+    if limit and done >= limit:
+      return
+
+
+def search(features, queries_QF, batches, k: int, total: int):
+  """The k training images nearest each query: (distances [Q, k], images, labels), and the count."""
+  best_d = np.full((len(queries_QF), 0), np.inf)
+  best_images, best_labels = None, None
+  start, seen = time.time(), 0
+  for images, labels in batches:
+    _, train_BF = features(images)
+    d_QB = np.sqrt(np.maximum(((queries_QF[:, None, :] - train_BF[None]) ** 2).sum(-1), 0))
+    if best_images is None:
+      best_images = np.zeros((len(queries_QF), 0) + images.shape[1:], images.dtype)
+      best_labels = np.zeros((len(queries_QF), 0), labels.dtype)
+    all_d = np.concatenate([best_d, d_QB], axis=1)
+    order = np.argsort(all_d, axis=1, kind='stable')[:, :k]
+    pool_images = np.concatenate([best_images, np.broadcast_to(images, (len(queries_QF),) +
+                                                               images.shape)], axis=1)
+    pool_labels = np.concatenate([best_labels, np.broadcast_to(labels, (len(queries_QF),) +
+                                                               labels.shape)], axis=1)
+    rows = np.arange(len(queries_QF))[:, None]
+    best_d, best_images, best_labels = all_d[rows, order], pool_images[rows, order], \
+        pool_labels[rows, order]
+    seen += len(images)
+    rate = seen / max(time.time() - start, 1e-9)
+    print(f'\rfeatures: {seen}/{total} training images, {rate:.0f} images/s, ETA '
+          f'{metrics.format_duration((total - seen) / rate)}', end='', file=sys.stderr, flush=True)
+  print(file=sys.stderr)
+  return (best_d, best_images, best_labels), seen, time.time() - start
+
+
+def draw(queries, logits_QK, nearest, names, path: str, title: str) -> None:
+  """One row per query: the image, its top-5 bars (true class in orange), its nearest images."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  images, labels = queries
+  distances, near_images, near_labels = nearest
+  k = near_images.shape[1]
+  probs_QK = np.exp(logits_QK - logits_QK.max(-1, keepdims=True))
+  probs_QK /= probs_QK.sum(-1, keepdims=True)
+  fig, axes = plt.subplots(len(images), k + 2, squeeze=False, figsize=(2.0 * k + 5.6,
+                                                                       1.75 * len(images) + 0.7),
+                           gridspec_kw={'width_ratios': [1, 2.2] + [1] * k})
+  for q, row in enumerate(axes):
+    row[0].imshow(images[q])
+    row[0].set_title(f'query: {names[labels[q]][:18]}', fontsize=8)
+    best = np.argsort(-probs_QK[q], kind='stable')[:TOP_K]
+    colors = ['tab:orange' if c == labels[q] else 'tab:blue' for c in best]
+    row[1].barh(range(len(best))[::-1], probs_QK[q, best], color=colors)
+    row[1].set_yticks(range(len(best))[::-1], [names[c][:18] for c in best], fontsize=7)
+    row[1].set_xlim(0, 1)
+    row[1].tick_params(axis='x', labelsize=7)
+    row[1].set_title('top-5 probability (orange: true)', fontsize=8)
+    for j in range(k):
+      row[j + 2].imshow(near_images[q, j])
+      mark = '' if near_labels[q, j] == labels[q] else ' (x)'
+      row[j + 2].set_title(f'{names[near_labels[q, j]][:12]}{mark}\nd={distances[q, j]:.3g}',
+                           fontsize=7)
+    for axis in [row[0]] + list(row[2:]):
+      axis.set_xticks([])
+      axis.set_yticks([])
+  fig.suptitle(title + '\n(x): neighbour of another class than the query; d: Euclidean distance',
+               fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def main(argv):
+  cli.quiet_logs()
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
+  if not FLAGS.output or not FLAGS.output.lower().endswith('.png'):
+    cli.fail(f'--output={FLAGS.output}: give a .png file name.')
+  config = FLAGS.config
+  try:
+    clf = inference.load(FLAGS.workdir, predict.parse_step(FLAGS.step))
+    data = input_pipeline.with_fake_imagenet(config.data)
+    info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
+    features = make_features(clf)
+    queries = next(_batches(data, data.eval_split, config, limit=FLAGS.queries), None)
+    if queries is None or not len(queries[0]):
+      cli.fail(f'the eval split {data.eval_split} has no images.')
+    logits_QK, queries_QF = features(queries[0])
+    total = min(info.num_train_examples, FLAGS.max_train or info.num_train_examples)
+    nearest, seen, seconds = search(features, queries_QF, _batches(
+        data, data.train_split, config, FLAGS.max_train), FLAGS.neighbours, total)
+  except (ValueError, FileNotFoundError) as e:  # data, checkpoint and config errors
+    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
+                       title=f'{os.path.abspath(FLAGS.workdir)} step {clf.step}: top-{TOP_K} '
+                       f'predictions and the {FLAGS.neighbours} nearest of {seen} training images '
+                       f'in {FEATURE_LAYER} feature space')
+  print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
+        f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on {jax.local_device_count()} '
+        f'device(s).')
+
+
+if __name__ == '__main__':
+  define_flags(sys.argv)
+  app.run(main, flags_parser=cli.parse_flags)
