@@ -1,0 +1,52 @@
+"""tools.neighbours: FC7 features on all devices, the streamed nearest-neighbour search, the picture."""
+import numpy as np
+from PIL import Image
+
+from alexnet_jax import inference
+from alexnet_jax.tools import neighbours
+from conftest import error_line
+from conftest import run_module
+
+
+def test_streamed_search_finds_the_brute_force_nearest():
+  rng = np.random.default_rng(0)
+  train = rng.integers(0, 256, (50, 2, 2, 3), dtype=np.uint8)
+  labels = np.arange(50)
+  queries_QF = rng.normal(128, 60, (4, 12))
+  as_features = lambda images: (None, images.reshape(len(images), -1).astype(np.float64))
+  batches = [(train[i:i + 16], labels[i:i + 16]) for i in range(0, 50, 16)]  # 16, 16, 16, 2
+  (distances, images, found), seen, _ = neighbours.search(as_features, queries_QF, batches, 6, 50)
+  all_d = np.linalg.norm(queries_QF[:, None] - as_features(train)[1][None], axis=-1)
+  expected = np.argsort(all_d, axis=1, kind='stable')[:, :6]
+  assert seen == 50
+  np.testing.assert_array_equal(found, expected)  # labels are the training indices here
+  np.testing.assert_array_equal(images, train[expected])
+  np.testing.assert_allclose(distances, np.take_along_axis(all_d, expected, 1))
+
+
+def test_features_are_fc7_after_relu_on_all_devices(trained_run):
+  clf = inference.load(trained_run[0])
+  images = np.random.default_rng(3).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+  logits_BK, features_BF = neighbours.make_features(clf)(images)  # 5 rows padded to 8 devices
+  assert features_BF.shape == (5, 64) and features_BF.min() >= 0 and features_BF.max() > 0
+  np.testing.assert_allclose(logits_BK, clf.logits(images), rtol=1e-5, atol=1e-5)
+  fc8 = {k: np.asarray(v) for k, v in clf.params['fc8'].items()}
+  np.testing.assert_allclose(features_BF @ fc8['kernel'] + fc8['bias'], logits_BK, rtol=1e-4,
+                             atol=1e-4)  # FC8 is linear in the features: they are its input
+
+
+def test_neighbours_png_shows_every_query(trained_run, tmp_path):
+  workdir, _ = trained_run
+  output = str(tmp_path / 'nn.png')
+  result = run_module('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3',
+                      f'--output={output}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'wrote' in result.stdout and '3 queries; features of 36 training images' in result.stdout
+  assert 'features: 36/36 training images' in result.stderr
+  image = np.asarray(Image.open(output).convert('RGB'))
+  assert image.shape == (int((1.75 * 3 + 0.7) * 100), int((2.0 * 6 + 5.6) * 100), 3)
+  assert len(np.unique(image.reshape(-1, 3), axis=0)) > 500
+  orange = np.all(np.abs(image.astype(int) - (255, 127, 14)) < 8, axis=-1)  # a true-class bar
+  assert orange.sum() > 50
+  assert 'has no config.json' in error_line(run_module(
+      'alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={output}'))
