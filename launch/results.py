@@ -12,6 +12,7 @@ import datetime
 import importlib.util
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -34,7 +35,7 @@ FIGURE1_CONFIG, FIGURE1_SWEEP = 'configs/figure1.py', 'configs/sweeps/figure1.py
 ABLATION_CONFIG, ABLATION_SWEEP = 'configs/small_ablations.py', 'configs/sweeps/ablations.py'
 TRAIN_ERROR = 0.25
 ABLATION_SEEDS = (0, 1)
-TANH_STEPS = 800  # tanh's cap; ReLU's is the config's total_steps
+_ABSL_STAMP = re.compile(r'[IWEF]((?:0[1-9]|1[0-2])\d\d \d\d:\d\d:\d\d\.\d{6}) ')
 
 
 def shell(command, **kwargs) -> subprocess.CompletedProcess:
@@ -66,6 +67,28 @@ def train(config: str, point: dict, workdir: str, stop_at_error=None) -> None:
     raise SystemExit(f'failed ({process.returncode}): {shlex.join(command)}; see {workdir}.log')
 
 
+def _total_steps(config: str) -> int:
+  name = os.path.splitext(os.path.basename(config))[0]
+  return importlib.import_module(f'configs.{name}').get_config().total_steps
+
+
+def run_seconds(root: str) -> tuple[float, int]:
+  """(seconds, runs): each run's wall time from the first to the last timestamped line of its
+  log (absl's 'I1130 00:08:36.165545'; Python's start-up before the first line is not counted)."""
+  total, count = 0.0, 0
+  for folder, _, files in os.walk(root):
+    for name in files:
+      if not name.endswith('.log'):
+        continue
+      with open(os.path.join(folder, name)) as f:
+        stamps = [datetime.datetime.strptime(m.group(1), '%m%d %H:%M:%S.%f') for m in map(
+            _ABSL_STAMP.match, f) if m]
+      if stamps:
+        total += (stamps[-1] - stamps[0]).total_seconds() % (365 * 86400)
+        count += 1
+  return total, count
+
+
 def _points(activation=None, lr=None, seed=None):
   return [p for p in sweep.load_sweep(os.path.join(REPO, FIGURE1_SWEEP))
           if activation in (None, p['config.model.activation'])
@@ -83,15 +106,14 @@ def figure1(root: str, docs: str) -> dict:
   first_seed = min(p['config.seed'] for p in _points())
   best = {}
   for activation in ('relu', 'tanh'):
-    extra = {'config.total_steps': TANH_STEPS} if activation == 'tanh' else {}
     grid = {}
     for point in _points(activation, seed=first_seed):
-      train(FIGURE1_CONFIG, {**point, **extra}, os.path.join(root, sweep.point_name(point)),
+      train(FIGURE1_CONFIG, point, os.path.join(root, sweep.point_name(point)),
             TRAIN_ERROR)
       grid[point['config.optimizer.learning_rate']] = _steps(root, point)
     lr = min(grid, key=lambda k: (grid[k] is None, grid[k] or 0))
     for point in _points(activation, lr=lr):
-      train(FIGURE1_CONFIG, {**point, **extra}, os.path.join(root, sweep.point_name(point)),
+      train(FIGURE1_CONFIG, point, os.path.join(root, sweep.point_name(point)),
             TRAIN_ERROR)
     best[activation] = {'lr': lr, 'grid': grid,
                         'steps': [_steps(root, p) for p in _points(activation, lr=lr)]}
@@ -102,7 +124,9 @@ def figure1(root: str, docs: str) -> dict:
   chosen = [g for g in groups for a, b in best.items()
             if g.config['model.activation'] == a and g.config['optimizer.learning_rate'] == b['lr']]
   results_page.plot_figure1(chosen, TRAIN_ERROR, os.path.join(docs, 'figure1.png'))
-  return {'best': best, 'report': shlex.join(command[1:]).replace(REPO + '/', '')}
+  return {'best': best, 'report': shlex.join(command[1:]),
+          'caps': {a: _points(a)[0].get('config.total_steps', _total_steps(FIGURE1_CONFIG))
+                   for a in best}}
 
 
 def ablations(root: str, docs: str) -> dict:
@@ -149,6 +173,8 @@ def main() -> None:
   facts = {'figure1': figure1(args.root, pictures_dir),
            'ablations': ablations(args.root, pictures_dir),
            'pictures': pictures(args.root, pictures_dir)}
+  seconds, count = run_seconds(args.root)
+  facts.update(run_minutes=seconds / 60, runs=count)
   facts.update(root=args.root, minutes=(time.time() - start) / 60, load_start=load,
                load_end=os.getloadavg()[0], date=datetime.date.today().isoformat(),
                command=shlex.join(['python', 'launch/results.py'] + sys.argv[1:]))
