@@ -14,7 +14,10 @@ def test_streamed_search_finds_the_brute_force_nearest():
   labels = np.arange(50)
   queries_QF = rng.normal(128, 60, (4, 12))
   as_features = lambda images: (None, images.reshape(len(images), -1).astype(np.float64))
-  batches = [(train[i:i + 16], labels[i:i + 16]) for i in range(0, 50, 16)]  # 16, 16, 16, 2
+  mask = np.arange(64) < 50  # 4 batches of 16, the last padded
+  padded = lambda x: np.concatenate([x, np.zeros((14,) + x.shape[1:], x.dtype)])
+  batches = [(padded(train)[i:i + 16], padded(labels)[i:i + 16], mask[i:i + 16])
+             for i in range(0, 64, 16)]
   (distances, images, found), seen, _ = neighbours.search(as_features, queries_QF, batches, 6, 50)
   all_d = np.linalg.norm(queries_QF[:, None] - as_features(train)[1][None], axis=-1)
   expected = np.argsort(all_d, axis=1, kind='stable')[:, :6]

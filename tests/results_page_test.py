@@ -19,8 +19,13 @@ def test_ratio_of_means_and_a_lower_bound_when_a_tanh_seed_never_got_there():
   assert '| ratio tanh / ReLU (means) | about 6 | **5.0** |' in text
   assert '100 ± 20 (seeds: 100, 120, 80) at lr 0.001' in text
   assert '| ReLU | 100 | not reached in 400 |' in text
+  assert 'tanh took 5.0x the steps of ReLU' in text and 'about the paper\'s size' in text
+  assert 'every ReLU seed got there before every tanh seed' in text
   text = '\n'.join(results_page._figure1(_figure1([500, None, 700])))
   assert '**≥ 6.7**' in text and '(seeds: 500, >800, 700)' in text  # counted at its cap, 800
+  text = '\n'.join(results_page._figure1(_figure1([110, 130, 140])))
+  assert 'tanh took 1.3x' in text and 'far smaller than the paper' in text
+  assert 'the seeds of the two overlap' in text
 
 
 def test_an_effect_shows_only_when_both_seeds_fall_outside_the_baseline_seeds():

@@ -79,15 +79,17 @@ def make_features(clf):
 
 
 def _batches(data_config, split: str, config, limit: int = 0):
-  """(images, labels) of a split in order, centre-cropped, at most `limit` images (0: all)."""
+  """(images, labels, mask) of a split in order, centre-cropped, in batches of one shape (one
+  compile); mask is False on padding and past the first `limit` images (0: all)."""
   data_config = data_config.copy_and_resolve_references()
   data_config.eval_split = split
   done = 0
   for batch in input_pipeline.create_eval_iterator(data_config, seed=config.seed,
                                                    num_classes=config.model.num_classes):
-    keep = batch['mask'][:limit - done] if limit else batch['mask']
-    yield batch['image'][:len(keep)][keep], batch['label'][:len(keep)][keep]
-    done += int(keep.sum())
+    mask = batch['mask'] & (np.cumsum(batch['mask']) <= (limit - done if limit else len(
+        batch['mask'])))
+    yield batch['image'], batch['label'], mask
+    done += int(mask.sum())
     if limit and done >= limit:
       return
 
@@ -97,8 +99,9 @@ def search(features, queries_QF, batches, k: int, total: int):
   best_d = np.full((len(queries_QF), 0), np.inf)
   best_images, best_labels = None, None
   start, seen = time.time(), 0
-  for images, labels in batches:
+  for images, labels, mask in batches:
     _, train_BF = features(images)
+    images, labels, train_BF = images[mask], labels[mask], train_BF[mask]
     d_QB = np.sqrt(np.maximum(((queries_QF[:, None, :] - train_BF[None]) ** 2).sum(-1), 0))
     if best_images is None:
       best_images = np.zeros((len(queries_QF), 0) + images.shape[1:], images.dtype)
@@ -170,9 +173,10 @@ def main(argv):
     data = input_pipeline.with_fake_imagenet(config.data)
     info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
     features = make_features(clf)
-    queries = next(_batches(data, data.eval_split, config, limit=FLAGS.queries), None)
-    if queries is None or not len(queries[0]):
-      cli.fail(f'the eval split {data.eval_split} has no images.')
+    first = next(_batches(data, data.eval_split, config, limit=FLAGS.queries), None)
+    if first is None or not first[2].any():
+      cli.fail(f'the eval split {data.eval_split} has no images to query with.')
+    queries = first[0][first[2]], first[1][first[2]]
     logits_QK, queries_QF = features(queries[0])
     total = min(info.num_train_examples, FLAGS.max_train or info.num_train_examples)
     nearest, seen, seconds = search(features, queries_QF, _batches(
