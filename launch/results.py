@@ -32,7 +32,7 @@ sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep)
 
 FIGURE1_CONFIG, FIGURE1_SWEEP = 'configs/figure1.py', 'configs/sweeps/figure1.py'
-ABLATION_CONFIG, ABLATION_SWEEP = 'configs/small_ablations.py', 'configs/sweeps/ablations.py'
+ABLATION_CONFIG, ABLATION_SWEEP = 'configs/small_ablations.py', 'configs/sweeps/small_ablations.py'
 TRAIN_ERROR = 0.25
 ABLATION_SEEDS = (0, 1)
 _ABSL_STAMP = re.compile(r'[IWEF]((?:0[1-9]|1[0-2])\d\d \d\d:\d\d:\d\d\.\d{6}) ')

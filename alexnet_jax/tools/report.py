@@ -119,7 +119,8 @@ def table(rows, train_error=None) -> str:
 
 
 def _label(group, reference) -> str:
-  return runs_lib.changes(group.config, reference) or group.name
+  changes = runs_lib.changes(group.config, reference)
+  return changes or ('baseline' if group.name == 'baseline' else f'baseline: {group.name}')
 
 
 def _band(axis, runs, split: str, key: str, label: str, color) -> None:
@@ -155,8 +156,11 @@ def plot_curves(groups, path: str, title: str = '') -> None:
     _band(top1_ax, group.runs, 'eval', 'top1', label, colors[i % len(colors)])
   loss_ax.set(title='Training loss', xlabel='step', ylabel='cross-entropy (log scale)', yscale='log')
   top1_ax.set(title='Held-out top-1 accuracy', xlabel='step', ylabel='top-1')
-  for axis in (loss_ax, top1_ax):
+  for axis, what in ((loss_ax, 'train'), (top1_ax, 'eval')):
     axis.grid(alpha=0.3)
+    if not axis.lines:
+      axis.text(0.5, 0.5, f'no {what} rows yet', ha='center', va='center',
+                transform=axis.transAxes, color='gray')
   handles, labels = loss_ax.get_legend_handles_labels()
   if handles:
     fig.legend(handles, labels, loc='lower center', ncol=2 if len(groups) > 4 else 1, fontsize=8,
