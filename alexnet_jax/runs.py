@@ -154,5 +154,5 @@ def mean_std(values):
   finite = [float(v) for v in values if v is not None and math.isfinite(v)]
   if not finite:
     return math.nan, math.nan, 0
-  return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0, \
-      len(finite)
+  std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+  return float(np.mean(finite)), std, len(finite)

@@ -138,7 +138,7 @@ def draw(queries, logits_QK, nearest, names, path: str, title: str) -> None:
                            gridspec_kw={'width_ratios': [1, 2.2] + [1] * k})
   for q, row in enumerate(axes):
     row[0].imshow(images[q])
-    row[0].set_title(f'query: {names[labels[q]][:18]}', fontsize=8)
+    row[0].set_title(f'query\n{names[labels[q]][:18]}', fontsize=8)
     best = np.argsort(-probs_QK[q], kind='stable')[:TOP_K]
     colors = ['tab:orange' if c == labels[q] else 'tab:blue' for c in best]
     row[1].barh(range(len(best))[::-1], probs_QK[q, best], color=colors)
