@@ -191,11 +191,12 @@ pictures, and fills in every number:
 {command}
 ```
 
-It reuses the finished runs under `{root}/` (delete it to start over). Last full regeneration:
-{date}, {run_minutes:.0f} min of training over {runs} runs (the sum of each run's wall time, from
-its log) and {minutes:.0f} min for this last invocation (it ran, or reused, the runs, then made the
-reports, pictures and page), on 2 CPU cores shared with other jobs (load average {load_start:.1f}
-at its start, {load_end:.1f} at its end; 2 idle cores would be faster). The numbers are
+It reuses the finished runs under `{root}/` (delete it to start over). Time, on this machine's 2
+CPU cores shared with other jobs: the {runs} runs trained for {run_minutes:.0f} min in all (each
+run's wall time from the first to the last line of its log, summed; the few seconds of Python
+start-up before each are not in it), and the last invocation took {minutes:.1f} min ({date}; it
+ran, or reused, the runs and made the reports, pictures and page; load average {load_start:.1f}
+at its start, {load_end:.1f} at its end). On 2 idle cores a fresh start takes less. The numbers are
 Krizhevsky et al. (2012)'s claims checked on 64-pixel generated images and runs of minutes: they
 test the direction of each claim, not its size on ImageNet.
 
