@@ -113,7 +113,7 @@ class Writer:
     logging.log_first_n(logging.INFO, 'metrics -> %s', 1, self._path)
 
   def image(self, step: int, name: str, image_HWC) -> None:
-    """A uint8 image [H, W, C] to TensorBoard (e.g. conv1's filters: they can be watched forming)."""
+    """A uint8 image [H, W, C] to TensorBoard (conv1's filters: watch them form)."""
     if self.enabled:
       with self._summary.as_default(step=int(step)):
         self._tf.summary.image(name, np.asarray(image_HWC)[None])

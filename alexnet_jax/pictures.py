@@ -1,6 +1,7 @@
 """Pictures of what a network learned, as uint8 arrays: conv1's kernels as a grid (paper Figure 3).
 
-Library code (train.py logs the grid to TensorBoard at each eval); tools/filters.py draws it as a PNG.
+Library code (train.py logs the grid to TensorBoard at each eval); tools/filters.py draws it as a
+PNG.
 """
 import numpy as np
 
@@ -17,7 +18,7 @@ def _host(array) -> np.ndarray:
 
 
 def tiles(kernel_HWIO) -> np.ndarray:
-  """conv1 kernels [k, k, 3, F] -> F RGB tiles [F, k, k, 3] in [0, 1], each scaled to its own range."""
+  """conv1 kernels [k, k, 3, F] -> F RGB tiles [F, k, k, 3] in [0, 1], each to its own range."""
   kernel = _host(kernel_HWIO).astype(np.float64)
   if kernel.ndim != 4 or kernel.shape[2] != 3:
     raise ValueError(f'conv1 kernel of shape {kernel.shape}: expected [k, k, 3, filters].')

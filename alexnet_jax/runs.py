@@ -88,7 +88,8 @@ def read(path: str) -> Run:
 
 
 def find(folders) -> list[Run]:
-  """The runs of each folder: itself if a workdir, else the workdirs below it (sorted, any depth)."""
+  """The runs of each folder: itself if a workdir, else the workdirs below it (sorted, any
+  depth)."""
   runs = []
   for folder in folders:
     if not os.path.isdir(folder):

@@ -7,7 +7,8 @@
 The paper trained a four-layer CNN on CIFAR-10 without regularisation and found ReLUs reached 25%
 training error six times faster than tanh, each at its own best learning rate. Here: torchvision's
 AlexNet layout, narrowed (FC 256 wide), He initialisation, SGD with momentum 0.9 at a constant
-learning rate (after 20 warm-up steps), batch 32, no weight decay, dropout, flips or PCA lighting (random crops stay), 64-px images of
+learning rate (after 20 warm-up steps), batch 32, no weight decay, dropout, flips or PCA lighting
+(random crops stay), 64-px images of
 the generated 10-class ImageNet (offline). With CIFAR-10 prepared by TFDS, add
   --config.data.name=cifar10 --config.data.train_split=train --config.data.eval_split=test \
       --config.model.num_classes=10

@@ -92,7 +92,8 @@ def run_seconds(root: str) -> tuple[float, int]:
 def _points(activation=None, lr=None, seed=None):
   return [p for p in sweep.load_sweep(os.path.join(REPO, FIGURE1_SWEEP))
           if activation in (None, p['config.model.activation'])
-          and lr in (None, p['config.optimizer.learning_rate']) and seed in (None, p['config.seed'])]
+          and lr in (None, p['config.optimizer.learning_rate'])
+          and seed in (None, p['config.seed'])]
 
 
 def _steps(root: str, point: dict):

@@ -18,7 +18,8 @@ PAPER = {
 
 # The sign the paper leads one to expect for held-out top-1 after a short run: removing LRN,
 # overlapping pooling, PCA lighting or flips lowers it; tanh and dropout (twice the iterations to
-# converge) are slower. groups=1 here keeps all the kernels, unlike the paper's one-GPU net: no sign.
+# converge) are slower. groups=1 here keeps all the kernels, unlike the paper's one-GPU net: no
+# sign.
 EXPECTED = {'model.lrn=False': -1, 'model.overlap_pool=False': -1, 'model.dropout_rate=0.5': -1,
             'model.activation=tanh': -1, 'data.pca_lighting_std=0.0': -1, 'data.flip=False': -1}
 
@@ -37,8 +38,9 @@ def plot_figure1(groups, train_error: float, path: str) -> None:
         by_step.setdefault(row['step'], []).append(1 - row['top1'])
     steps = sorted(by_step)
     activation = group.config['model.activation']
-    label = (f'{"ReLU" if activation == "relu" else "tanh"}, lr {group.config["optimizer.learning_rate"]}'
-             f' ({len(group.runs)} seeds: mean, band min-max)')
+    name = 'ReLU' if activation == 'relu' else 'tanh'
+    label = (f'{name}, lr {group.config["optimizer.learning_rate"]} ({len(group.runs)} seeds: '
+             'mean, band min-max)')
     axis.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], color=colors[activation],
               label=label)
     axis.fill_between(steps, [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps],
@@ -61,7 +63,8 @@ def _mean_std(values):
   if not finite:
     return math.nan, math.nan
   mean = sum(finite) / len(finite)
-  std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1)) if len(finite) > 1 else 0
+  squares = sum((v - mean) ** 2 for v in finite)
+  std = math.sqrt(squares / (len(finite) - 1)) if len(finite) > 1 else 0
   return mean, std
 
 
@@ -103,9 +106,10 @@ def _figure1(facts: dict) -> list[str]:
   return [
       _figure1_verdict(ratio, sign, best, caps), '',
       '| | paper (section 3.1, Figure 1) | measured here |', '| --- | --- | --- |',
-      '| network, data | four-layer CNN, CIFAR-10, no regularisation | AlexNet (torchvision layout, '
-      'FC 256 wide, He init), 64-px generated 10-class ImageNet (2,700 training images), SGD momentum '
-      '0.9, batch 32, no weight decay, dropout, flips or PCA lighting (random crops stay) |',
+      '| network, data | four-layer CNN, CIFAR-10, no regularisation | AlexNet (torchvision '
+      'layout, FC 256 wide, He init), 64-px generated 10-class ImageNet (2,700 training images), '
+      'SGD momentum 0.9, batch 32, no weight decay, dropout, flips or PCA lighting (random crops '
+      'stay) |',
       f'| ReLU: steps to 25% training error | six times fewer than tanh | {relu} at lr '
       f'{best["relu"]["lr"]} |',
       f'| tanh: steps to 25% training error | | {tanh} at lr {best["tanh"]["lr"]} |',
@@ -146,7 +150,8 @@ def _ablations(facts: dict) -> list[str]:
   base = rows[0]
   pct = lambda stat: f'{stat[0] * 100:.1f} ± {stat[1] * 100:.1f}'
   lines = ['| change from the baseline | paper says | held-out top-1 % (seeds) | change in top-1 '
-           '(points) | effect beyond the seed spread? | the paper\'s direction? | final train loss |',
+           '(points) | effect beyond the seed spread? | the paper\'s direction? | '
+           'final train loss |',
            '| --- | --- | ---: | ---: | --- | --- | ---: |',
            f'| none (baseline) | | {pct(base["final_top1"])} | | | | '
            f'{base["final_train_loss"][0]:.3f} |']
@@ -157,12 +162,13 @@ def _ablations(facts: dict) -> list[str]:
     direction = '-' if not sign else ('no sign expected' if expected is None else
                                       ('yes' if sign == expected else '**no: the opposite**'))
     (none if not sign else agree if sign == expected else against).append(f'`{row["changes"]}`')
-    lines.append(f'| `{row["changes"]}` | {PAPER.get(row["changes"], "")} | {pct(row["final_top1"])} '
-                 f'| {delta:+.1f} | {_verdict(row, base)} | {direction} | '
+    lines.append(f'| `{row["changes"]}` | {PAPER.get(row["changes"], "")} | '
+                 f'{pct(row["final_top1"])} | {delta:+.1f} | {_verdict(row, base)} | {direction} | '
                  f'{row["final_train_loss"][0]:.3f} |')
+  listed = lambda names: ', '.join(names) or 'none'
   lines += ['', f'In short: beyond the seed spread and in the paper\'s direction: '
-            f'{", ".join(agree) or "none"}; the opposite of the paper: {", ".join(against) or "none"}; '
-            f'no effect beyond the seed spread at this scale: {", ".join(none) or "none"}.']
+            f'{listed(agree)}; the opposite of the paper: {listed(against)}; '
+            f'no effect beyond the seed spread at this scale: {listed(none)}.']
   return lines
 
 

@@ -1,4 +1,4 @@
-"""pictures.filter_grid and tools.filters: per-kernel scaling, groups as blocks, the PNG, TensorBoard."""
+"""pictures.filter_grid, tools.filters: per-kernel scaling, groups as blocks, PNG, TensorBoard."""
 import glob
 import os
 
@@ -27,7 +27,7 @@ def test_each_tile_is_scaled_to_its_own_range():
 def test_two_groups_are_two_blocks_of_their_own_kernels():
   kernel = np.random.default_rng(1).normal(size=(11, 11, 3, 96))
   blocks = pictures.grid_blocks(kernel, groups=2)
-  assert [b.shape for b in blocks] == [(3 * 12 - 1, 16 * 12 - 1, 3)] * 2  # 3 rows of 16, as the paper
+  assert [b.shape for b in blocks] == [(3 * 12 - 1, 16 * 12 - 1, 3)] * 2  # 3 rows of 16 (paper)
   tiles = np.round(pictures.tiles(kernel) * 255).astype(np.uint8)
   np.testing.assert_array_equal(blocks[0][:11, :11], tiles[0])
   np.testing.assert_array_equal(blocks[0][12:23, 24:35], tiles[18])  # row 1, column 2

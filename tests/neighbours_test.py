@@ -1,4 +1,4 @@
-"""tools.neighbours: FC7 features on all devices, the streamed nearest-neighbour search, the picture."""
+"""tools.neighbours: FC7 features on all devices, the streamed nearest-neighbour search, the PNG."""
 import numpy as np
 from PIL import Image
 

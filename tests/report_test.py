@@ -1,4 +1,4 @@
-"""tools.report and runs: seeds pooled into mean +- std rows, unfinished / diverged / empty runs, curves."""
+"""tools.report and runs: seeds pooled into mean +- std rows; unfinished, diverged, empty runs."""
 import json
 import math
 import os
@@ -34,10 +34,11 @@ def sweep(tmp_path):
   """2 points x 2 seeds, named as launch/sweep.py names them."""
   root = tmp_path / 'sweep'
   for seed in (0, 1):
-    fake_run(root / f'seed={seed}', seed=seed,
-             train=[(10, 2.0, 0.3), (20, 1.0 + seed, 0.8)], evals=[(10, 0.4, 0.8), (20, 0.5 + 0.2 * seed, 0.9)])
+    fake_run(root / f'seed={seed}', seed=seed, train=[(10, 2.0, 0.3), (20, 1.0 + seed, 0.8)],
+             evals=[(10, 0.4, 0.8), (20, 0.5 + 0.2 * seed, 0.9)])
     fake_run(root / f'model.lrn=False,seed={seed}', seed=seed, lrn=False,
-             train=[(10, 2.5, 0.2), (20, 1.5, 0.6 + 0.2 * seed)], evals=[(10, 0.3 + 0.1 * seed, 0.7), (20, 0.2, 0.6)])
+             train=[(10, 2.5, 0.2), (20, 1.5, 0.6 + 0.2 * seed)],
+             evals=[(10, 0.3 + 0.1 * seed, 0.7), (20, 0.2, 0.6)])
   return root
 
 
@@ -53,7 +54,8 @@ def test_seeds_share_a_row_with_mean_std_and_count(sweep, tmp_path):
   base, no_lrn = by_name['baseline'], by_name['model.lrn=False']
   assert base['seeds'] == 2 and base['changes'] == '' and no_lrn['changes'] == 'model.lrn=False'
   assert base['final_top1'] == (pytest.approx(0.6), pytest.approx(math.sqrt(0.02)), 2)
-  assert base['best_top1'][0] == pytest.approx(0.6) and no_lrn['best_top1'][0] == pytest.approx(0.35)
+  assert base['best_top1'][0] == pytest.approx(0.6)
+  assert no_lrn['best_top1'][0] == pytest.approx(0.35)
   assert base['final_train_loss'][:2] == (pytest.approx(1.5), pytest.approx(math.sqrt(0.5)))
   assert base['images_per_sec'][0] == 120.0  # the first window (compilation) left out
   assert base['steps_to_error'][0] == 20 and base['reached'] == 2  # top1 >= 0.75 first at 20
@@ -81,7 +83,8 @@ def test_diverged_unfinished_and_empty_runs_are_named(sweep, tmp_path):
   rows = {r['name']: r for r in report.write_report([str(sweep)], str(tmp_path))}
   assert rows['model.lrn=False']['status'] == 'seed 1 diverged'
   assert rows['model.lrn=False']['final_train_loss'] == (1.5, 0.0, 1)  # the finite seed only
-  assert rows['baseline']['seeds'] == 3 and rows['baseline']['status'] == 'seed 2 unfinished (10/20)'
+  assert rows['baseline']['seeds'] == 3
+  assert rows['baseline']['status'] == 'seed 2 unfinished (10/20)'
   assert rows['baseline']['final_top1'][2] == 3
   assert rows['model.fc=1']['status'] == 'seed 0 no metrics yet'
   assert rows['model.fc=1']['changes'] == 'model.fc_width=32'
@@ -112,7 +115,8 @@ def test_runs_are_found_at_any_depth_and_metrics_read_while_being_written(tmp_pa
 
 
 def test_cli_prints_the_table_and_fails_in_one_line(sweep, tmp_path):
-  result = run_module('alexnet_jax.tools.report', str(sweep), f'--output={tmp_path / "o"}', '--json')
+  result = run_module('alexnet_jax.tools.report', str(sweep), f'--output={tmp_path / "o"}',
+                      '--json')
   assert result.returncode == 0, result.stderr[-2000:]
   rows = [json.loads(line) for line in result.stdout.splitlines()]
   assert [r['name'] for r in rows] == ['baseline', 'model.lrn=False'] and rows[0]['seeds'] == 2

@@ -1,4 +1,4 @@
-"""launch/results_page.py: the Figure 1 ratio (a lower bound when tanh never got there), verdicts."""
+"""launch/results_page.py: the Figure 1 ratio (a bound when tanh never got there), verdicts."""
 import os
 import sys
 
@@ -37,12 +37,14 @@ def test_an_effect_shows_only_when_both_seeds_fall_outside_the_baseline_seeds():
 
 
 def test_the_ablation_table_says_which_effects_agree_with_the_paper():
-  row = lambda changes, seeds: {'changes': changes, 'top1_by_seed': seeds,
-                                'final_top1': (sum(seeds) / 2, 0.01, 2), 'final_train_loss': (1, 0, 2)}
+  row = lambda changes, seeds: {'changes': changes, 'top1_by_seed': seeds, 'final_top1': (
+      sum(seeds) / 2, 0.01, 2), 'final_train_loss': (1, 0, 2)}
   rows = [row('', [0.60, 0.64]), row('model.lrn=False', [0.50, 0.55]),
           row('data.flip=False', [0.70, 0.72]), row('model.groups=1', [0.61, 0.70])]
   text = '\n'.join(results_page._ablations({'rows': rows}))
-  assert '| `model.lrn=False` |' in text and '| -9.5 | yes: lower than every baseline seed | yes |' in text
+  assert '| `model.lrn=False` |' in text
+  assert '| -9.5 | yes: lower than every baseline seed | yes |' in text
   assert '| yes: higher than every baseline seed | **no: the opposite** |' in text
   assert ('in the paper\'s direction: `model.lrn=False`; the opposite of the paper: '
-          '`data.flip=False`; no effect beyond the seed spread at this scale: `model.groups=1`.') in text
+          '`data.flip=False`; no effect beyond the seed spread at this scale: '
+          '`model.groups=1`.') in text

@@ -39,9 +39,9 @@ def draw(kernel_HWIO, groups: int, path: str, title: str) -> None:
   blocks = pictures.grid_blocks(kernel_HWIO, groups)
   height, width = blocks[0].shape[:2]
   inches = width * PIXELS_PER_TAP / 100
+  block_inches = height * PIXELS_PER_TAP / 100 + 0.5
   fig, axes = plt.subplots(len(blocks), 1, squeeze=False,
-                           figsize=(inches + 0.4, len(blocks) * (height * PIXELS_PER_TAP / 100 + 0.5)
-                                    + 0.6))
+                           figsize=(inches + 0.4, len(blocks) * block_inches + 0.6))
   per_group = kernel_HWIO.shape[-1] // groups
   for g, (axis, block) in enumerate(zip(axes[:, 0], blocks)):
     axis.imshow(block, interpolation='nearest')
@@ -70,8 +70,8 @@ def main(argv):
   if kernel.shape[-1] % groups:
     groups = 1  # conv1 is not split when its kernel count is odd
   size = f'{kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}'
-  draw(kernel, groups, FLAGS.output,
-       f'conv1: {kernel.shape[-1]} kernels of {size}, step {step}\n{os.path.abspath(FLAGS.workdir)}')
+  title = f'conv1: {kernel.shape[-1]} kernels of {size}, step {step}'
+  draw(kernel, groups, FLAGS.output, f'{title}\n{os.path.abspath(FLAGS.workdir)}')
   print(f'wrote {FLAGS.output}: {kernel.shape[-1]} kernels, step {step}, {groups} group(s)')
 
 

@@ -31,7 +31,8 @@ COLUMNS = (('steps', 'steps'), ('final_train_loss', 'final train loss'),
 
 
 def define_flags() -> None:
-  flags.DEFINE_string('output', None, 'Folder for report.md and curves.png; default: the first DIR.')
+  flags.DEFINE_string('output', None,
+                      'Folder for report.md and curves.png; default: the first DIR.')
   flags.DEFINE_float('train_error', None, 'Also report the steps to reach this training top-1 '
                      'error (e.g. 0.25, as the paper\'s Figure 1), at the log resolution.')
   flags.DEFINE_bool('json', False, 'One JSON object per row on stdout instead of the table.')
@@ -154,7 +155,8 @@ def plot_curves(groups, path: str, title: str = '') -> None:
     label = f'{_label(group, reference)} ({len(group.runs)} seed{"s" * (len(group.runs) > 1)})'
     _band(loss_ax, group.runs, 'train', 'loss', label, colors[i % len(colors)])
     _band(top1_ax, group.runs, 'eval', 'top1', label, colors[i % len(colors)])
-  loss_ax.set(title='Training loss', xlabel='step', ylabel='cross-entropy (log scale)', yscale='log')
+  loss_ax.set(title='Training loss', xlabel='step', ylabel='cross-entropy (log scale)',
+              yscale='log')
   top1_ax.set(title='Held-out top-1 accuracy', xlabel='step', ylabel='top-1')
   for axis, what in ((loss_ax, 'train'), (top1_ax, 'eval')):
     axis.grid(alpha=0.3)

@@ -1,4 +1,4 @@
-"""The paper's ablations (ablations.py) for configs/small_ablations.py, whose baseline has no dropout.
+"""The paper's ablations (ablations.py) for configs/small_ablations.py (its baseline: no dropout).
 
   for seed in 0 1; do python launch/sweep.py --config=configs/small_ablations.py \
       --sweep=configs/sweeps/small_ablations.py --workdir_root=runs/ablations/seed$seed \
