@@ -257,6 +257,14 @@ spread" means both seeds of the change fall outside the baseline's two seeds, on
 
 {ablation_table}
 
+Where an effect shows, it is a difference after 240 steps, far from convergence: how fast each
+network learns here, not the accuracy it would end at after the paper's 90 epochs, and so it can
+be much larger than the paper's numbers. The training-loss curves below show one reason: without
+LRN, the paper's input scale (0..255 pixels) under He initialisation starts the network at a far
+larger loss. A dropout row near chance means that network did not start learning in 240 steps,
+which is not the paper's mechanism (a network that learns, but converges more slowly). The tanh
+row here is trained with AdamW; Figure 1 above, with SGD as in the paper, is the cleaner test.
+
 With 300 held-out images one top-1 number has a binomial standard error of about 2.5 points, and
 2 seeds give a poor estimate of the spread: a "no" here means that no effect of a few points
 shows at this scale, not that the paper's effect is absent. The paper's differences (0.4-1.7
