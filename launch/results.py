@@ -152,7 +152,7 @@ def pictures(root: str, docs: str) -> dict:
   commands = {
       'filters': ['-m', 'alexnet_jax.tools.filters', f'--workdir={workdir}',
                   f'--output={os.path.join(docs, "filters.png")}'],
-      'neighbours': ['-m', 'alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=6',
+      'neighbours': ['-m', 'alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=5', '--dpi=75',
                      f'--output={os.path.join(docs, "neighbours.png")}']}
   out = {}
   for name, args in commands.items():

@@ -1,5 +1,5 @@
 """docs/results.md from launch/results.py's measurements (facts), and the Figure 1 picture."""
-import math
+from alexnet_jax import runs as runs_lib  # launch/results.py puts the repo on the path
 
 # What the paper says about each ablation (../shared/FACTS.md; Krizhevsky et al. 2012).
 PAPER = {
@@ -59,12 +59,7 @@ def plot_figure1(groups, train_error: float, path: str) -> None:
 
 
 def _mean_std(values):
-  finite = [v for v in values if v is not None and math.isfinite(v)]
-  if not finite:
-    return math.nan, math.nan
-  mean = sum(finite) / len(finite)
-  squares = sum((v - mean) ** 2 for v in finite)
-  std = math.sqrt(squares / (len(finite) - 1)) if len(finite) > 1 else 0
+  mean, std, _ = runs_lib.mean_std(values)
   return mean, std
 
 

@@ -53,6 +53,7 @@ def define_flags(argv) -> None:
   flags.DEFINE_integer('neighbours', 6, 'Nearest training images per query.')
   flags.DEFINE_integer('max_train', 0, 'Training images searched (0: all of the train split).')
   flags.DEFINE_string('output', None, 'The PNG to write.')
+  flags.DEFINE_integer('dpi', 100, 'Pixels per inch of the PNG (a row is 1.75 inches high).')
 
 
 def make_features(clf):
@@ -123,7 +124,7 @@ def search(features, queries_QF, batches, k: int, total: int):
   return (best_d, best_images, best_labels), seen, time.time() - start
 
 
-def draw(queries, logits_QK, nearest, names, path: str, title: str) -> None:
+def draw(queries, logits_QK, nearest, names, path: str, title: str, dpi: int = 100) -> None:
   """One row per query: the image, its top-5 bars (true class in orange), its nearest images."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
@@ -157,7 +158,7 @@ def draw(queries, logits_QK, nearest, names, path: str, title: str) -> None:
   fig.suptitle(title + '\n(x): neighbour of another class than the query; d: Euclidean distance',
                fontsize=9)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
 
 
@@ -186,7 +187,7 @@ def main(argv):
   draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
                        title=f'{os.path.abspath(FLAGS.workdir)} step {clf.step}: top-{TOP_K} '
                        f'predictions and the {FLAGS.neighbours} nearest of {seen} training images '
-                       f'in {FEATURE_LAYER} feature space')
+                       f'in {FEATURE_LAYER} feature space', dpi=FLAGS.dpi)
   print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
         f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on {jax.local_device_count()} '
         f'device(s).')
