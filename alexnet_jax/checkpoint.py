@@ -14,6 +14,7 @@ from jax.experimental import multihost_utils
 
 from alexnet_jax import checksums
 from alexnet_jax import manifest
+from alexnet_jax import paths
 from alexnet_jax import workdir as workdir_lib
 from alexnet_jax.parallel import everywhere
 
@@ -78,7 +79,7 @@ class Checkpoints:
     if config.checkpoint.keep < 1:
       raise CheckpointError(f'checkpoint.keep={config.checkpoint.keep}: keep at least 1 checkpoint.')
     self._workdir, self._config = workdir, config
-    self._dir = os.path.abspath(os.path.join(workdir, 'checkpoints'))
+    self._dir = paths.absolute(os.path.join(workdir, 'checkpoints'))
     self._opened = None  # Orbax reads every step when it opens: only once damaged ones are aside
 
   @property
@@ -122,8 +123,7 @@ class Checkpoints:
 
   def _screen(self):
     """(steps on disk, {step: damage} of those whose files differ from their list), before Orbax."""
-    names = os.listdir(self._dir) if os.path.isdir(self._dir) else []
-    steps = sorted(int(n) for n in names if n.isdigit())
+    steps = sorted(int(n) for n in paths.listdir(self._dir) if n.isdigit())
     found = {s: manifest.damage(os.path.join(self._dir, str(s))) for s in steps}
     damaged = {s: found[s] or 'damaged as another process sees it' for s in steps
                if not everywhere(found[s] is None)}
@@ -205,15 +205,14 @@ class Checkpoints:
 
 def _steps_of(path: str, what: str = 'init_from'):
   """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
-  path = os.path.abspath(path)
-  if not os.path.exists(path):
+  path = paths.absolute(path.rstrip('/'))
+  if not paths.exists(path):
     raise CheckpointError(f'{what}={path}: no such workdir or checkpoint folder.')
-  if os.path.basename(path).isdigit() and os.path.isdir(os.path.join(path, STATE)):
+  if os.path.basename(path).isdigit() and paths.isdir(os.path.join(path, STATE)):
     return os.path.dirname(path), [int(os.path.basename(path))]
   folder = os.path.join(path, 'checkpoints')
-  folder = folder if os.path.isdir(folder) else path
-  names = os.listdir(folder) if os.path.isdir(folder) else []
-  steps = sorted((int(n) for n in names if n.isdigit()), reverse=True)
+  folder = folder if paths.isdir(folder) else path
+  steps = sorted((int(n) for n in paths.listdir(folder) if n.isdigit()), reverse=True)
   if not steps:
     raise CheckpointError(f'{what}={path} holds no checkpoint: give a workdir or a checkpoint '
                           'step folder (WORKDIR/checkpoints/<step>).')

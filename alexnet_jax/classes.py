@@ -6,6 +6,9 @@ names (folder names, TFDS names, ImageNet synsets), names what a person reads ('
 import json
 import os
 
+from alexnet_jax import paths
+from alexnet_jax import workdir as workdir_lib
+
 IMAGENET_TABLE = os.path.join(os.path.dirname(__file__), 'data', 'imagenet_classes.tsv')
 FILE = 'class_names.json'
 
@@ -30,20 +33,17 @@ def numbered(count: int) -> list[str]:
 def write(workdir: str, ids) -> None:
   """Saves the class ids and their readable names beside the run (atomically)."""
   ids = [str(i) for i in ids]
-  path = os.path.join(workdir, FILE)
-  os.makedirs(workdir, exist_ok=True)
-  with open(path + '.tmp', 'w') as f:
-    json.dump({'names': readable(ids), 'ids': ids}, f, indent=0)
-  os.replace(path + '.tmp', path)
+  paths.makedirs(workdir)
+  workdir_lib.write_atomic(os.path.join(workdir, FILE),
+                           json.dumps({'names': readable(ids), 'ids': ids}, indent=0).encode())
 
 
 def read(workdir: str, num_classes: int) -> tuple[list[str], list[str]]:
   """(names, ids) saved with a run; numbered names where the run saved none (older runs)."""
   path = os.path.join(workdir, FILE)
-  if not os.path.exists(path):
+  if not paths.exists(path):
     return numbered(num_classes), numbered(num_classes)
-  with open(path) as f:
-    saved = json.load(f)
+  saved = json.loads(paths.read_bytes(path))
   if len(saved['names']) != num_classes:
     raise ValueError(f'{path} names {len(saved["names"])} classes but the model has '
                      f'{num_classes}; delete it or restore the run\'s own file.')

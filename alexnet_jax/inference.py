@@ -24,6 +24,7 @@ from jax.sharding import PartitionSpec as P
 from alexnet_jax import checkpoint
 from alexnet_jax import classes
 from alexnet_jax import model as model_lib
+from alexnet_jax import paths
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 _AXIS = 'batch'
@@ -51,7 +52,7 @@ def find_images(paths: Sequence[str]) -> list[str]:
 
 def run_dir(path: str) -> str:
   """The run's workdir for a workdir or a step folder (WORKDIR/checkpoints/<step>)."""
-  path = os.path.abspath(path)
+  path = paths.absolute(path.rstrip('/'))
   if os.path.basename(path).isdigit():
     return os.path.dirname(os.path.dirname(path))
   return path
@@ -59,8 +60,7 @@ def run_dir(path: str) -> str:
 
 def read_config(path: str) -> ml_collections.ConfigDict:
   """A run's config.json as a ConfigDict."""
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(paths.read_bytes(path)))
 
 
 def _bucket(count: int, multiple: int, largest: int) -> int:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 
+from alexnet_jax import paths
 from alexnet_jax import workdir
 
 NAME = 'files.json'  # CHECKPOINTS/<step>/files.json
@@ -12,7 +13,7 @@ NAME = 'files.json'  # CHECKPOINTS/<step>/files.json
 
 def _sha256(path: str) -> str:
   digest = hashlib.sha256()
-  with open(path, 'rb') as f:
+  with paths.open_file(path) as f:
     while chunk := f.read(1 << 22):
       digest.update(chunk)
   return digest.hexdigest()
@@ -20,20 +21,17 @@ def _sha256(path: str) -> str:
 
 def _files(step_dir: str) -> list[str]:
   """Every file under step_dir but the list, as paths relative to it."""
-  found = [os.path.relpath(os.path.join(folder, name), step_dir)
-           for folder, _, names in os.walk(step_dir) for name in names]
-  return sorted(f for f in found if f != NAME)
+  return [f for f in paths.walk_files(step_dir) if f != NAME]
 
 
 def fingerprints(step_dir: str, known=None) -> dict:
   """{file: [size, sha256, stat key]}; a file whose stat key is in `known` is not read again."""
   found = {}
   for name in _files(step_dir):
-    stat = os.stat(os.path.join(step_dir, name))
-    key = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    size, key = paths.stat_key(os.path.join(step_dir, name))
     old = (known or {}).get(name)
     found[name] = old if old and old[2] == key else [
-        stat.st_size, _sha256(os.path.join(step_dir, name)), key]
+        size, _sha256(os.path.join(step_dir, name)), key]
   return found
 
 
@@ -48,12 +46,11 @@ def write(step_dir: str, known=None) -> None:
 
 
 def exists(step_dir: str) -> bool:
-  return os.path.exists(os.path.join(step_dir, NAME))
+  return paths.exists(os.path.join(step_dir, NAME))
 
 
 def _listed(step_dir: str) -> dict:
-  with open(os.path.join(step_dir, NAME), 'rb') as f:
-    files = json.loads(f.read())['files']
+  files = json.loads(paths.read_bytes(os.path.join(step_dir, NAME)))['files']
   if not all(isinstance(v, list) and len(v) == 2 for v in files.values()):
     raise ValueError('not a list of [size, sha256]')
   return files
@@ -62,8 +59,7 @@ def _listed(step_dir: str) -> dict:
 def _listed_when_saved(step_dir: str) -> bool:
   """False for a step saved before file lists: its meta item has no 'file_list' (checkpoint.py)."""
   try:
-    with open(os.path.join(step_dir, 'meta', 'metadata'), 'rb') as f:
-      return 'file_list' in json.loads(f.read())
+    return 'file_list' in json.loads(paths.read_bytes(os.path.join(step_dir, 'meta', 'metadata')))
   except (OSError, ValueError, TypeError):
     return True
 
@@ -83,9 +79,9 @@ def damage(step_dir: str):
     return f'{NAME} is damaged ({type(e).__name__}: {str(e)[:80]})'
   for name, (size, sha256) in listed.items():
     path = os.path.join(step_dir, name)
-    if not os.path.isfile(path):
+    if not paths.isfile(path):
       return f'{name} is missing'
-    if (found := os.path.getsize(path)) != size:
+    if (found := paths.size(path)) != size:
       return f'{name} is {"empty" if found == 0 else f"{found} bytes"}, {size} bytes when saved'
     if _sha256(path) != sha256:
       return f'{name} has other bytes than when saved'

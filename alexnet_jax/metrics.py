@@ -1,13 +1,20 @@
-"""Metrics: averaging, the workdir's metrics.jsonl and TensorBoard events, the progress line."""
+"""Metrics: averaging, the workdir's metrics.jsonl and TensorBoard events, the progress line.
+
+On a gs:// workdir the events are written to a local folder and uploaded after each write: TF's
+own GCS layer does not read STORAGE_EMULATOR_HOST (nor epath's credentials).
+"""
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
 from absl import logging
 
 from alexnet_jax import parallel
+from alexnet_jax import paths
 from alexnet_jax import workdir as workdir_lib
 
 LOG = 'metrics.jsonl'  # one JSON object per line, appended; a kill leaves at most the last one torn
@@ -44,10 +51,10 @@ def progress_line(step: int, total: int, values: dict, eta_seconds: float) -> st
 
 def _read(path: str):
   """(the lines to keep, the torn last line's number or None); a damaged earlier line: LogError."""
-  if not os.path.exists(path):
+  if not paths.exists(path):
     return [], None
-  with open(path, 'rb') as f:
-    numbered = [(n, line) for n, line in enumerate(f.read().split(b'\n'), 1) if line.strip()]
+  numbered = [(n, line) for n, line in enumerate(paths.read_bytes(path).split(b'\n'), 1)
+              if line.strip()]
   for n, line in numbered:
     try:
       if not isinstance(json.loads(line).get('step'), int):
@@ -77,17 +84,19 @@ class Writer:
 
   def __init__(self, workdir: str, *, enabled: bool = True):
     self.enabled = enabled
-    self._summary = None
+    self._summary, self._workdir, self._events = None, workdir, None
     if enabled:
-      os.makedirs(workdir, exist_ok=True)
+      paths.makedirs(workdir)
       self._path = os.path.join(workdir, LOG)
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
       self._tf = tf
-      self._summary = tf.summary.create_file_writer(workdir)
+      if paths.is_remote(workdir):
+        self._events = tempfile.mkdtemp(prefix='alexnet_jax_events_')
+      self._summary = tf.summary.create_file_writer(self._events or workdir)
 
   def truncate_after(self, step: int) -> None:
     """Drops points logged after `step` (by a run that died before its next checkpoint)."""
-    if not self.enabled or not os.path.exists(self._path):
+    if not self.enabled or not paths.exists(self._path):
       return
     lines, torn = _read(self._path)
     if torn:
@@ -110,6 +119,7 @@ class Writer:
       for name, value in values.items():
         self._tf.summary.scalar(f'{split}/{name}', value)
     self._summary.flush()
+    self._upload()
     logging.log_first_n(logging.INFO, 'metrics -> %s', 1, self._path)
 
   def image(self, step: int, name: str, image_HWC) -> None:
@@ -118,7 +128,17 @@ class Writer:
       with self._summary.as_default(step=int(step)):
         self._tf.summary.image(name, np.asarray(image_HWC)[None])
       self._summary.flush()
+      self._upload()
+
+  def _upload(self) -> None:
+    """Copies the local events file(s) of a gs:// workdir there (each is this writer's own)."""
+    if self._events is not None:
+      with workdir_lib.writing(self._workdir):
+        paths.copy_folder(self._events, self._workdir)
 
   def close(self) -> None:
     if self._summary is not None:
       self._summary.close()
+      self._upload()
+      if self._events is not None:
+        shutil.rmtree(self._events, ignore_errors=True)

@@ -10,6 +10,8 @@ import tempfile
 import jax
 from absl import logging
 
+from alexnet_jax import paths
+
 
 class Profiler:
   """Traces the train steps that take the state from start_step to start_step + num_steps."""
@@ -42,7 +44,7 @@ class Profiler:
     source = os.path.join(self._local, 'plugins', 'profile')
     target = os.path.join(self._workdir, 'plugins', 'profile')
     for run in os.listdir(source):
-      shutil.copytree(os.path.join(source, run), os.path.join(target, run), dirs_exist_ok=True)
+      paths.copy_folder(os.path.join(source, run), os.path.join(target, run))
       logging.info('Profile written to %s.', os.path.join(target, run))
     shutil.rmtree(self._local, ignore_errors=True)
     self._local = None

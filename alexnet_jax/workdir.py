@@ -1,5 +1,6 @@
 """The workdir: one run at a time (an flock the kernel drops when the run dies, however it dies),
-and the small writes (a whole file, an appended line) whose failure names the path and the OS error.
+and the small writes (a whole file, an appended line) whose failure names the path and the OS error;
+local or gs:// (paths.py).
 """
 import contextlib
 import datetime
@@ -12,6 +13,7 @@ import socket
 from absl import logging
 
 from alexnet_jax import parallel
+from alexnet_jax import paths
 
 LOCK = 'lock'  # WORKDIR/lock: the host and pid of the run that holds it
 
@@ -50,7 +52,11 @@ def writing(path: str):
 
 
 def write_atomic(path: str, data: bytes) -> None:
-  """Writes path whole or not at all: a temporary file, fsync, rename."""
+  """Writes path whole or not at all: a temporary file, fsync, rename (on GCS: one upload)."""
+  if paths.is_remote(path):
+    with writing(path):
+      paths.write_bytes(path, data)
+    return
   try:
     with open(path + '.tmp', 'wb') as f:
       f.write(data)
@@ -64,8 +70,17 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 def append_line(path: str, line: str) -> None:
-  """Appends line in a single unbuffered write: a kill leaves at most this line torn."""
+  """Appends line in a single unbuffered write: a kill leaves at most this line torn.
+
+  GCS has no append: there the file is read and written again whole (a small log), so a kill
+  leaves it as it was before or after the line.
+  """
   data = (line + '\n').encode()
+  if paths.is_remote(path):
+    with writing(path):
+      old = paths.read_bytes(path) if paths.exists(path) else b''
+      paths.write_bytes(path, old + (b'\n' if old and not old.endswith(b'\n') else b'') + data)
+    return
   try:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -79,6 +94,8 @@ def append_line(path: str, line: str) -> None:
 
 def sync(path: str) -> None:
   """Flushes path to the disk (it survives a machine crash, not only a killed process)."""
+  if paths.is_remote(path):
+    return  # an object is stored once its upload returns
   try:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -91,14 +108,14 @@ def sync(path: str) -> None:
     raise as_write_error(e, path) from e
 
 
-def move_aside(paths, folder: str) -> None:
+def move_aside(sources, folder: str) -> None:
   """Moves each path into folder (a name taken there gets a '_' appended); logs each move."""
-  os.makedirs(folder, exist_ok=True)
-  for path in paths:
+  paths.makedirs(folder)
+  for path in sources:
     target = os.path.join(folder, os.path.basename(path))
-    while os.path.exists(target):
+    while paths.exists(target):
       target += '_'
-    os.replace(path, target)
+    paths.move(path, target)
     logging.warning('Moved checkpoint %s to %s.', path, target)
 
 

@@ -21,8 +21,10 @@ from alexnet_jax import cli
 from alexnet_jax import inference
 from alexnet_jax import model as model_lib
 from alexnet_jax import parallel
+from alexnet_jax import paths
 from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
+from alexnet_jax import workdir as workdir_lib
 from alexnet_jax.tools import predict
 
 FLAGS = flags.FLAGS
@@ -43,7 +45,7 @@ def define_flags(argv) -> None:
   """--workdir, --step, and --config: the run's saved config, each key overridable."""
   workdir = _workdir_argument(argv)
   path = os.path.join(inference.run_dir(workdir), 'config.json')
-  if not os.path.exists(path):
+  if not paths.exists(path):
     cli.fail(f'{workdir} has no config.json: give the workdir of a run (or of '
              'tools.import_torchvision).')
   config = inference.read_config(path)
@@ -81,8 +83,8 @@ def main(argv):
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   record = {'step': step, 'overrides': cli.config_overrides(sys.argv), 'time': round(time.time(), 3),
             **metrics}
-  with open(os.path.join(inference.run_dir(FLAGS.workdir), EVALUATIONS), 'a') as f:
-    f.write(json.dumps(record) + '\n')
+  workdir_lib.append_line(os.path.join(inference.run_dir(FLAGS.workdir), EVALUATIONS),
+                          json.dumps(record))
   print(json.dumps(metrics))
 
 
