@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from alexnet_jax import paths as path_layer  # not `paths`: a common local name here
 from alexnet_jax import preprocess
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -150,15 +151,13 @@ def folder_source(root: str, split: str, data_config) -> Source:
   source = dataclasses.replace(source, fingerprint=f'folder {split} {fingerprint}')
   cache = os.path.join(data_config.data_dir or os.path.expanduser('~/tensorflow_datasets'),
                        'alexnet_jax_folders', hashlib.sha1(fingerprint.encode()).hexdigest() + '.json')
-  if os.path.exists(cache):
-    with open(cache) as f:
-      corrupt = json.load(f)
+  if path_layer.exists(cache):  # data_dir may be gs://
+    corrupt = json.loads(path_layer.read_bytes(cache))
   else:
     logging.info('Checking %d images of %s split %s for corrupt files.', len(files), root, split)
     corrupt = find_corrupt(source)
-    os.makedirs(os.path.dirname(cache), exist_ok=True)
-    with open(cache, 'w') as f:
-      json.dump(corrupt, f)
+    path_layer.makedirs(os.path.dirname(cache))
+    path_layer.write_bytes(cache, json.dumps(corrupt).encode())
   return _without_corrupt(source, corrupt, data_config.on_corrupt, f'folder:{root} split {split}')
 
 

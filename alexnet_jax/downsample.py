@@ -74,6 +74,12 @@ def _write_downsampled_once(source: Source, side: int, root: str, folder: str, k
     os.rename(partial, folder)
 
 
+def copy_root(data_dir: str) -> str:
+  """The local folder of the down-sampled copies: under data_dir, or TFDS's default for gs://."""
+  local = data_dir if data_dir and '://' not in data_dir else '~/tensorflow_datasets'
+  return os.path.join(os.path.expanduser(local), DOWNSAMPLED_FOLDER)
+
+
 def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Source:
   """`source` read from a copy of side x side JPEGs: the central square, shorter side resized.
 
@@ -81,12 +87,13 @@ def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Sour
   decoded instead of the full image, about a third of the bytes. The copy is written once (about
   230-260 ImageNet-sized images/s per core), keyed by the source's fingerprint (the split as
   named, e.g. 'train[:90%]', and the dataset's files) and `side`, under
-  <data_dir>/alexnet_jax_downsampled/; it is moved into place only when complete. Copies of
+  <data_dir>/alexnet_jax_downsampled/ (~/tensorflow_datasets/ for a gs:// data_dir: the copy is
+  read by memory map, from a local disk); it is moved into place only when complete. Copies of
   datasets that changed since are not deleted: remove old folders there by hand.
   """
   key = hashlib.sha1(f'{source.fingerprint} {source.num_examples} {side} {DOWNSAMPLED_QUALITY} '
                      f'{DOWNSAMPLED_VERSION}'.encode()).hexdigest()[:16]
-  root = os.path.join(data_dir or os.path.expanduser('~/tensorflow_datasets'), DOWNSAMPLED_FOLDER)
+  root = copy_root(data_dir)
   folder = os.path.join(root, f'{side}px_{key}')
   if not os.path.isdir(folder):  # a finished copy is only read: a read-only data_dir will do
     try:

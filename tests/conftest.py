@@ -2,9 +2,11 @@
 import atexit
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
@@ -100,3 +102,56 @@ def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
       nn.ReLU(), nn.Linear(width, num_classes))
   net.forward = lambda x: net.classifier(torch.flatten(net.avgpool(net.features(x)), 1))
   return net.eval()
+
+
+GCS_BUCKET = 'bucket'  # tensorstore wants 3+ characters
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def gcs_emulator():
+  """{env variables} pointing gcsfs and tensorstore at a fresh in-memory Cloud Storage emulator
+  (tests/gcs_emulator.py) that has GCS_BUCKET; set in os.environ too while the module runs."""
+  try:
+    import gcp_storage_emulator  # pylint: disable=g-import-not-at-top,unused-import
+    import gcsfs  # pylint: disable=g-import-not-at-top,unused-import
+    from google.auth.credentials import AnonymousCredentials  # pylint: disable=g-import-not-at-top
+    from google.cloud import storage  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    pytest.skip(f'the Cloud Storage emulator cannot be imported ({e}): pip install -r '
+                'requirements-dev.txt')
+  port = _free_port()
+  server = subprocess.Popen([sys.executable, os.path.join(REPO, 'tests', 'gcs_emulator.py'),
+                             'start', '--host=127.0.0.1', f'--port={port}', '--in-memory'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  url = f'http://127.0.0.1:{port}'
+  env = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url, 'EPATH_USE_TF': 'false',
+         'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
+  saved = {k: os.environ.get(k) for k in env}
+  os.environ.update(env)
+  try:
+    deadline = time.time() + 30
+    while True:
+      try:
+        socket.create_connection(('127.0.0.1', port), 0.2).close()
+        break
+      except OSError:
+        assert server.poll() is None and time.time() < deadline, 'the emulator did not start'
+        time.sleep(0.1)
+    client = storage.Client(project='test', credentials=AnonymousCredentials())
+    for bucket in (GCS_BUCKET, 'my-bucket'):  # README's (tpu_pod_test)
+      client.create_bucket(bucket)
+    yield env
+  finally:
+    server.kill()
+    server.wait()
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v

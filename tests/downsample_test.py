@@ -124,3 +124,11 @@ def test_undecodable_image_while_writing_the_copy_is_a_one_line_error(tmp_path):
   with pytest.raises(DataError, match=r'photo1.jpg could not be down-sampled.*on_corrupt=skip'):
     downsample.downsampled_source(source, side=SIDE, data_dir=str(tmp_path))
   assert not copy_folder(data_config(data_dir=str(tmp_path)))  # no partial copy left behind
+
+
+def test_copy_of_a_gs_data_dir_stays_on_the_local_disk(tmp_path):
+  """The copy is read by memory map: never a local folder named 'gs:' nor an object store."""
+  home = os.path.expanduser('~/tensorflow_datasets')
+  assert downsample.copy_root('gs://bucket/tfds') == os.path.join(home, 'alexnet_jax_downsampled')
+  assert downsample.copy_root('') == os.path.join(home, 'alexnet_jax_downsampled')
+  assert downsample.copy_root(str(tmp_path)) == str(tmp_path / 'alexnet_jax_downsampled')

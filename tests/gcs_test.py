@@ -7,69 +7,17 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from alexnet_jax import paths
 from tests import resume_test
+from tests.conftest import GCS_BUCKET as BUCKET
 from tests.conftest import run_module
 
-BUCKET = 'bucket'  # tensorstore wants 3+ characters
 
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-@pytest.fixture(scope='module')
-def emulator():
-  """{env variables} that point gcsfs and tensorstore at a fresh in-memory emulator with BUCKET."""
-  try:
-    import gcp_storage_emulator  # pylint: disable=g-import-not-at-top,unused-import
-    import gcsfs  # pylint: disable=g-import-not-at-top,unused-import
-    from google.auth.credentials import AnonymousCredentials  # pylint: disable=g-import-not-at-top
-    from google.cloud import storage  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    pytest.skip(f'the Cloud Storage emulator cannot be imported ({e}): pip install -r '
-                'requirements-dev.txt')
-  port = _free_port()
-  server = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
-                                                          'gcs_emulator.py'), 'start',
-                             '--host=127.0.0.1', f'--port={port}', '--in-memory'],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  url = f'http://127.0.0.1:{port}'
-  env = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url, 'EPATH_USE_TF': 'false',
-         'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
-  saved = {k: os.environ.get(k) for k in env}
-  os.environ.update(env)
-  try:
-    deadline = time.time() + 30
-    while True:
-      try:
-        socket.create_connection(('127.0.0.1', port), 0.2).close()
-        break
-      except OSError:
-        assert server.poll() is None and time.time() < deadline, 'the emulator did not start'
-        time.sleep(0.1)
-    storage.Client(project='test', credentials=AnonymousCredentials()).create_bucket(BUCKET)
-    yield env
-  finally:
-    server.kill()
-    server.wait()
-    for k, v in saved.items():
-      if v is None:
-        os.environ.pop(k, None)
-      else:
-        os.environ[k] = v
-
-
-def test_paths_write_read_list_append_and_move_objects(emulator):
+def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
   from alexnet_jax import workdir  # pylint: disable=g-import-not-at-top
   root = f'gs://{BUCKET}/paths_test'
   workdir.write_atomic(f'{root}/a/x.json', b'{}')
@@ -101,19 +49,19 @@ def _wait(process, done, what, log_path, timeout=240):
     time.sleep(0.05)
 
 
-def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(emulator, tmp_path):
+def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_path):
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
   data = str(tmp_path / 'photos')
   resume_test.write_folder(data)
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', str(tmp_path / 'cache'))
   local, remote = str(tmp_path / 'local'), f'gs://{BUCKET}/run'
   log = tmp_path / 'local.log'
-  reference = resume_test.start(resume_test.flags(local, data), log, cache, emulator)
+  reference = resume_test.start(resume_test.flags(local, data), log, cache, gcs_emulator)
   code, text = resume_test.finish(reference, log)  # first: it checks the images and compiles
   assert code == 0, text[-3000:]
 
   log = tmp_path / 'run1.log'
-  run = resume_test.start(resume_test.flags(remote, data), log, cache, emulator)
+  run = resume_test.start(resume_test.flags(remote, data), log, cache, gcs_emulator)
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
   _wait(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log)
   run.send_signal(signal.SIGKILL)
@@ -129,7 +77,7 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(emulator, tmp_path)
 
   log = tmp_path / 'run2.log'
   code, text = resume_test.finish(resume_test.start(resume_test.flags(remote, data), log, cache,
-                                                    emulator), log)
+                                                    gcs_emulator), log)
   assert code == 0, text[-3000:]
   assert f'Resumed from {remote}/checkpoints/{complete[0]}.' in text
   assert sorted(int(n) for n in paths.listdir(f'{remote}/corrupt_checkpoints')) == [
@@ -144,12 +92,12 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(emulator, tmp_path)
   assert [drop(r) for r in got] == [drop(r) for r in want] and len(want) == 12 + 3
 
   result = run_module('alexnet_jax.tools.predict', f'--workdir={remote}', '--json',
-                      os.path.join(data, 'class1'), env=emulator, timeout=120)
+                      os.path.join(data, 'class1'), env=gcs_emulator, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   predictions = [json.loads(line) for line in result.stdout.splitlines()]
   assert len(predictions) == 10 and all(p['predictions'][0]['name'].startswith('class')
                                         for p in predictions)
-  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={remote}', env=emulator,
+  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={remote}', env=gcs_emulator,
                       timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   last_eval = [r for r in want if r['split'] == 'eval'][-1]

@@ -10,6 +10,7 @@ import tempfile
 
 import pytest
 
+from alexnet_jax import paths
 from tests import fake_gcloud
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,19 +52,22 @@ def _fake_path(tmp_path):
   return f'{bin_dir}:{os.environ["PATH"]}'
 
 
-def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp_path):
+def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp_path,
+                                                                            gcs_emulator):
+  """The README's gs:// workdir, on the Cloud Storage emulator (conftest's gcs_emulator)."""
   env_vars, args = readme_command()
   assert env_vars == {'SYNC': '1', 'CLEAN': '1'} and args[0] == 'launch/tpu_pod.sh'
+  workdir = next(a.split('=', 1)[1] for a in args if a.startswith('--workdir='))
+  assert workdir.startswith('gs://my-bucket/')
   tpu, zone = args[1], args[2]
   workers = tmp_path / 'slice'
   stale = _sleeper(workers / 'worker_0' / 'alexnet_jax')  # in worker 0's checkout
   bystander = _sleeper(tmp_path / 'other_job')  # the same command line, another folder
   lock = tmp_path / 'libtpu_lockfile'
   lock.touch()
-  workdir = tmp_path / 'run'
   try:
     with fake_gcloud.slice_metadata(2) as metadata:
-      env = dict(os.environ, **env_vars, PATH=_fake_path(tmp_path), FAKE_TPU_NAME=tpu,
+      env = dict(os.environ, **env_vars, **gcs_emulator, PATH=_fake_path(tmp_path), FAKE_TPU_NAME=tpu,
                  FAKE_TPU_WORKERS='2', FAKE_TPU_ROOT=str(workers), FAKE_METADATA=','.join(metadata),
                  FAKE_GCLOUD_LOG=str(tmp_path / 'gcloud.jsonl'), LOG_DIR=str(tmp_path / 'logs'),
                  LIBTPU_LOCKFILE=str(lock), COORDINATOR_PORT=str(_free_port()),
@@ -71,7 +75,7 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
                  JAX_COMPILATION_CACHE_DIR=os.environ.get('ALEXNET_JAX_TEST_CACHE', os.path.join(
                      tempfile.gettempdir(), 'alexnet_jax_test_jax_cache')),
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
-      result = subprocess.run(args + TINY + [f'--workdir={workdir}'], cwd=ROOT, env=env,
+      result = subprocess.run(args + TINY, cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert stale.wait(timeout=10) == -15  # SIGTERM from CLEAN=1
@@ -91,7 +95,7 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
     assert synced.read_text() == open(os.path.join(ROOT, 'alexnet_jax', 'main.py')).read()
     log = (tmp_path / 'logs' / f'worker_{i}.log').read_text()
     assert f'Process {i} of 2' in log and 'step 2/2' in log, log[-2000:]
-  records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  records = [json.loads(l) for l in paths.read_text(f'{workdir}/metrics.jsonl').splitlines()]
   assert [r['step'] for r in records if r['split'] == 'train'] == [1, 2]
 
 

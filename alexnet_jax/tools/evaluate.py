@@ -83,8 +83,11 @@ def main(argv):
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   record = {'step': step, 'overrides': cli.config_overrides(sys.argv), 'time': round(time.time(), 3),
             **metrics}
-  workdir_lib.append_line(os.path.join(inference.run_dir(FLAGS.workdir), EVALUATIONS),
-                          json.dumps(record))
+  try:
+    workdir_lib.append_line(os.path.join(inference.run_dir(FLAGS.workdir), EVALUATIONS),
+                            json.dumps(record))
+  except workdir_lib.WriteError as e:
+    cli.fail(str(e))
   print(json.dumps(metrics))
 
 
