@@ -35,6 +35,18 @@ def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
   assert paths.absolute(root) == root
 
 
+def test_paths_copy_a_local_folder_into_a_bucket(gcs_emulator, tmp_path):
+  """As the profiler uploads a trace, merged with what is there."""
+  (tmp_path / 'run' / 'sub').mkdir(parents=True)
+  (tmp_path / 'run' / 'a.pb').write_bytes(b'trace')
+  (tmp_path / 'run' / 'sub' / 'b.json.gz').write_bytes(b'perfetto')
+  target = f'gs://{BUCKET}/copy_test/plugins/profile/run'
+  paths.write_bytes(f'{target}/older', b'kept')
+  paths.copy_folder(str(tmp_path / 'run'), target)
+  assert paths.walk_files(target) == ['a.pb', 'older', 'sub/b.json.gz']
+  assert paths.read_bytes(f'{target}/sub/b.json.gz') == b'perfetto'
+
+
 def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
@@ -85,7 +97,9 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   assert sorted(paths.listdir(f'{remote}/checkpoints')) == ['12', '9']
   names = paths.listdir(remote)
   assert {'config.json', 'class_names.json', 'metrics.jsonl'} <= set(names)
-  assert any(n.startswith('events.out.tfevents.') for n in names)  # TensorBoard's
+  events = [n for n in names if n.startswith('events.out.tfevents.')]  # one per run
+  assert len(events) == 2 and all(b'train/loss' in paths.read_bytes(f'{remote}/{n}')
+                                  for n in events)
   want = _records(os.path.join(local, 'metrics.jsonl'))
   got = _records(f'{remote}/metrics.jsonl')
   drop = lambda r: {k: v for k, v in r.items() if k not in ('time', 'images_per_sec')}

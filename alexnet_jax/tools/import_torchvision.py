@@ -20,6 +20,7 @@ from absl import flags
 from alexnet_jax import classes
 from alexnet_jax import cli
 from alexnet_jax import model as model_lib
+from alexnet_jax import paths
 
 FLAGS = flags.FLAGS
 
@@ -138,7 +139,7 @@ def main(argv):
   cli.quiet_logs()
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}.')
-  if os.path.exists(FLAGS.workdir) and os.listdir(FLAGS.workdir):
+  if paths.listdir(FLAGS.workdir):  # local or gs://
     cli.fail(f'--workdir={FLAGS.workdir} exists and is not empty: give a new folder.')
   try:
     params = convert(read_state_dict(FLAGS.weights))
