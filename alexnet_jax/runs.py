@@ -2,6 +2,7 @@
 over seeds: what tools.report tabulates and plots, and what a notebook compares.
 
 Reads whatever is there, so a run still going (or never started) is read as far as it got.
+Local folders and gs:// alike (paths.py).
 """
 import dataclasses
 import json
@@ -9,6 +10,8 @@ import math
 import os
 
 import numpy as np
+
+from alexnet_jax import paths
 
 CONFIG, METRICS = 'config.json', 'metrics.jsonl'
 DIVERGED = 'diverged_checkpoints'  # train.py moves checkpoints here when the loss goes NaN
@@ -46,7 +49,7 @@ class Run:
   def diverged(self) -> bool:
     """A non-finite loss was logged, or train.py set checkpoints aside as diverged."""
     return (any(not math.isfinite(r.get('loss', 0.0)) for r in self.train) or
-            os.path.isdir(os.path.join(self.path, DIVERGED)))
+            paths.isdir(os.path.join(self.path, DIVERGED)))
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:
@@ -62,25 +65,23 @@ def flatten(tree: dict, prefix: str = '') -> dict:
 def _rows(path: str) -> list[dict]:
   """metrics.jsonl's rows; a half-written last line (a run writing now) is left out."""
   rows = []
-  if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
-        try:
-          rows.append(json.loads(line))
-        except json.JSONDecodeError:
-          continue
+  if paths.exists(path):
+    for line in paths.read_bytes(path).split(b'\n'):
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
   return sorted(rows, key=lambda r: r['step'])
 
 
 def is_run(path: str) -> bool:
-  return os.path.isfile(os.path.join(path, CONFIG)) or os.path.isfile(os.path.join(path, METRICS))
+  return paths.isfile(os.path.join(path, CONFIG)) or paths.isfile(os.path.join(path, METRICS))
 
 
 def read(path: str) -> Run:
   config = {}
-  if os.path.isfile(os.path.join(path, CONFIG)):
-    with open(os.path.join(path, CONFIG)) as f:
-      config = flatten(json.load(f))
+  if paths.isfile(os.path.join(path, CONFIG)):
+    config = flatten(json.loads(paths.read_bytes(os.path.join(path, CONFIG))))
   rows = _rows(os.path.join(path, METRICS))
   return Run(name=os.path.basename(os.path.normpath(path)), path=path, config=config,
              train=[r for r in rows if r.get('split') == 'train'],
@@ -92,19 +93,23 @@ def find(folders) -> list[Run]:
   depth)."""
   runs = []
   for folder in folders:
-    if not os.path.isdir(folder):
+    if not paths.isdir(folder):
       raise RunsError(f'{folder}: no such folder.')
-    found = []
-    for root, dirs, _ in os.walk(folder):
-      dirs.sort()
-      if is_run(root):
-        found.append(read(root))
-        dirs[:] = []  # checkpoints and the like are not runs
+    found = [read(workdir) for workdir in _workdirs(folder)]
     if not found:
       raise RunsError(f'{folder} holds no run: give a workdir (with {CONFIG} or {METRICS}) or '
                       'a folder of workdirs (a sweep\'s workdir_root).')
     runs += found
   return runs
+
+
+def _workdirs(folder: str) -> list[str]:
+  """folder if it is a run, else the runs below it, depth first in name order; a run's own
+  folders (checkpoints and the like) are not searched."""
+  if is_run(folder):
+    return [folder]
+  below = sorted(n for n in paths.listdir(folder) if paths.isdir(os.path.join(folder, n)))
+  return [w for name in below for w in _workdirs(os.path.join(folder, name))]
 
 
 def without_seed(name: str) -> str:

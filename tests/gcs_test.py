@@ -1,5 +1,6 @@
 """A run on a gs:// workdir, for real, against a local Cloud Storage emulator (gcp-storage-emulator,
-a subprocess on a free port): trained, killed with -9, resumed bit-exactly, read by the tools.
+a subprocess on a free port): trained, killed with -9, resumed bit-exactly, read by the tools
+(predict, evaluate, report).
 
 paths.py (the path layer) has its tests here; they need the emulator and are skipped without it.
 """
@@ -118,4 +119,12 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   assert json.loads(result.stdout.splitlines()[-1]) == {
       k: last_eval[k] for k in ('loss', 'top1', 'top5', 'count')}
   assert [r['step'] for r in _records(f'{remote}/evaluations.jsonl')] == [12]
+  result = run_module('alexnet_jax.tools.report', f'gs://{BUCKET}', '--json', env=gcs_emulator,
+                      timeout=120)  # the bucket as a sweep's root: finds the run below it
+  assert result.returncode == 0, result.stderr[-3000:]
+  (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+  assert row['finished'] and row['steps'] == [12, 0.0, 1]  # (mean, std, seeds)
+  assert row['final_top1'] == [last_eval['top1'], 0.0, 1]
+  assert paths.read_bytes(f'gs://{BUCKET}/curves.png').startswith(b'\x89PNG')
+  assert paths.exists(f'gs://{BUCKET}/report.md')
   shutil.rmtree(local)

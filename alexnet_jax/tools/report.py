@@ -20,6 +20,7 @@ from absl import app
 from absl import flags
 
 from alexnet_jax import cli
+from alexnet_jax import paths
 from alexnet_jax import runs as runs_lib
 
 FLAGS = flags.FLAGS
@@ -171,7 +172,8 @@ def plot_curves(groups, path: str, title: str = '') -> None:
     fig.suptitle(title)
   rows = -(-len(handles) // (2 if len(groups) > 4 else 1))
   fig.tight_layout(rect=(0, min(0.45, 0.05 + 0.045 * rows), 1, 1))
-  fig.savefig(path, dpi=100)
+  with paths.open_file(path, 'wb') as f:  # a local or gs:// folder
+    fig.savefig(f, dpi=100, format='png')
   plt.close(fig)
 
 
@@ -181,7 +183,7 @@ def write_report(folders, output: str, train_error=None, command: str = '') -> l
   first = runs_lib.baseline(groups)
   groups = [first] + [g for g in groups if g is not first]  # the baseline's row first
   rows = summarise(groups, train_error)
-  os.makedirs(output, exist_ok=True)
+  paths.makedirs(output)
   plot_curves(groups, os.path.join(output, 'curves.png'))
   unfinished = [r['name'] for r in rows if not r['finished']]
   lines = ['# Report', '', f'`{command}`' if command else '', '',
@@ -191,8 +193,7 @@ def write_report(folders, output: str, train_error=None, command: str = '') -> l
            table(rows, train_error), '',
            f'Unfinished or failed: {", ".join(unfinished)} (read as far as they got).'
            if unfinished else 'All runs finished.', '', '![curves](curves.png)', '']
-  with open(os.path.join(output, 'report.md'), 'w') as f:
-    f.write('\n'.join(lines))
+  paths.write_bytes(os.path.join(output, 'report.md'), '\n'.join(lines).encode())
   return rows
 
 
