@@ -17,6 +17,7 @@ from absl import flags
 from alexnet_jax import checkpoint
 from alexnet_jax import cli
 from alexnet_jax import model as model_lib
+from alexnet_jax import paths
 from alexnet_jax import pictures
 from alexnet_jax.tools import predict
 
@@ -71,7 +72,7 @@ def main(argv):
     groups = 1  # conv1 is not split when its kernel count is odd
   size = f'{kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}'
   title = f'conv1: {kernel.shape[-1]} kernels of {size}, step {step}'
-  draw(kernel, groups, FLAGS.output, f'{title}\n{os.path.abspath(FLAGS.workdir)}')
+  draw(kernel, groups, FLAGS.output, f'{title}\n{paths.absolute(FLAGS.workdir)}')
   print(f'wrote {FLAGS.output}: {kernel.shape[-1]} kernels, step {step}, {groups} group(s)')
 
 

@@ -30,6 +30,7 @@ from alexnet_jax import inference
 from alexnet_jax import input_pipeline
 from alexnet_jax import metrics
 from alexnet_jax import model as model_lib
+from alexnet_jax import paths
 from alexnet_jax.tools import predict
 
 FLAGS = flags.FLAGS
@@ -44,7 +45,7 @@ def define_flags(argv) -> None:
     cli.fail('--workdir is required: python -m alexnet_jax.tools.neighbours --workdir=W '
              '--output=FILE.png [--queries=8]')
   path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
-  if not os.path.exists(path):
+  if not paths.exists(path):
     cli.fail(f'{workdirs[-1]} has no config.json: give the workdir of a trained run.')
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
@@ -185,7 +186,7 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:  # data, checkpoint and config errors
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
-                       title=f'{os.path.abspath(FLAGS.workdir)} step {clf.step}: top-{TOP_K} '
+                       title=f'{paths.absolute(FLAGS.workdir)} step {clf.step}: top-{TOP_K} '
                        f'predictions and the {FLAGS.neighbours} nearest of {seen} training images '
                        f'in {FEATURE_LAYER} feature space', dpi=FLAGS.dpi)
   print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
