@@ -131,8 +131,11 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
   log = tmp_path / 'run2.log'
   run = start(flags(interrupted, data), log, cache_dir)
   saved = (preempted // 3 + 1) * 3  # checkpoint.every_steps=3
-  wait_until(run, lambda: os.path.isdir(os.path.join(interrupted, 'checkpoints', str(saved))),
-             f'checkpoint {saved}', log)  # under its final name: complete
+  # Complete: under its final name and with its file list (written just after Orbax's commit; a
+  # kill between the two sets the step aside as unverifiable, and the steps after it run again).
+  wait_until(run, lambda: os.path.isfile(os.path.join(interrupted, 'checkpoints', str(saved),
+                                                      'files.json')),
+             f'checkpoint {saved}', log)
   wait_for_step(run, interrupted, saved + 1, log)
   run.send_signal(signal.SIGKILL)
   code, text = finish(run, log)
