@@ -2,7 +2,7 @@
 import pytest
 
 from alexnet_jax.tools import comm_report
-from configs import default
+from conftest import tiny_config
 
 HLO = """
   %all-reduce.4 = (f32[1,16]{1,0}, f32[9216,16]{1,0}, f32[]) all-reduce(%a, %b, %c), channel_id=1, replica_groups={{0,4},{1,5},{2,6},{3,7}}, use_global_device_ids=true, to_apply=%add
@@ -27,11 +27,7 @@ def test_collectives_parsed_from_hlo_text():
 
 
 def _report(data: int, model: int) -> dict:
-  config = default.get_config()
-  config.data.image_size, config.data.batch_size = 64, 16
-  config.model.num_classes, config.model.fc_width = 16, 64
-  config.mesh.data, config.mesh.model = data, model
-  return comm_report.build_report(config)
+  return comm_report.build_report(tiny_config(**{'mesh.data': data, 'mesh.model': model}))
 
 
 def test_data_parallel_all_reduces_every_gradient_once():

@@ -2,15 +2,15 @@
 import os
 import re
 
-from tests import main_test
+from conftest import run_module
+from conftest import tiny_flags
 
 
 def _run(tmp_path, name, *overrides, env_cache=None):
-  environ = dict(os.environ)
-  environ.pop('JAX_COMPILATION_CACHE_DIR', None)  # conftest's session cache: not here
-  if env_cache:
-    environ['JAX_COMPILATION_CACHE_DIR'] = env_cache
-  result = main_test.run_main(tmp_path / name, *main_test.TINY, *overrides, environ=environ)
+  # Not conftest's session cache: env_cache or none, so that config.compilation_cache_dir decides.
+  result = run_module('alexnet_jax.main', '--config=configs/default.py',
+                      f'--workdir={tmp_path / name}', *tiny_flags(), *overrides,
+                      env={'JAX_COMPILATION_CACHE_DIR': env_cache})
   assert result.returncode == 0, result.stderr[-3000:]
   return result.stderr
 

@@ -1,4 +1,5 @@
-"""8 virtual CPU devices for every test (set before jax is imported anywhere); shared fixtures."""
+"""8 virtual CPU devices and the production XLA flags for every test (set before jax is imported
+anywhere); shared fixtures and helpers: photo folders, tiny configs, CLI runs."""
 import atexit
 import os
 import shutil
@@ -13,6 +14,10 @@ os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+xla_flags.apply()  # the flags main.py and the tools run with: the tested step is the shipped one
 
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -29,25 +34,40 @@ if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
 
 
-def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48)):
-  """root/class<k>/<i>.{jpg,png,bmp,gif}: class k is a bright band at its own height, plus noise."""
+def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
+                 formats=('jpg', 'png', 'bmp', 'gif'), drawn=False):
+  """root/<class>/<i>.<format>, formats in turn; every image distinct. Returns root.
+
+  classes: a count (folders class0, class1, ...) or {folder name: image count}. By default class k
+  is a bright band at its own height plus noise; drawn=True: fake_imagenet's smooth shapes, JPEG
+  quality 95 (close to the pixels, for tests that compare decoded images with them).
+  """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import fake_imagenet  # pylint: disable=g-import-not-at-top
+  counts = classes if isinstance(classes, dict) else {f'class{k}': per_class for k in range(classes)}
   rng = np.random.default_rng(seed)
-  formats = ('jpg', 'png', 'bmp', 'gif')
-  for label in range(classes):
-    os.makedirs(os.path.join(root, f'class{label}'), exist_ok=True)
-    for i in range(per_class):
-      image = rng.integers(0, 80, size + (3,), dtype=np.uint8)
-      band = label * size[0] // classes
-      image[band:band + max(2, size[0] // (classes + 1)), :, label % 3] = 250
-      Image.fromarray(image).save(os.path.join(root, f'class{label}', f'{i}.{formats[i % 4]}'))
+  for label, (name, count) in enumerate(counts.items()):
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    for i in range(count):
+      if drawn:
+        image = fake_imagenet.draw_image(rng, label + 2 * i, *size, noise=0.0)
+      else:
+        image = rng.integers(0, 80, size + (3,), dtype=np.uint8)
+        band = label * size[0] // len(counts)
+        image[band:band + max(2, size[0] // (len(counts) + 1)), :, label % 3] = 250
+      Image.fromarray(image).save(os.path.join(root, name, f'{i}.{formats[i % len(formats)]}'),
+                                  quality=95 if drawn else 75)
   return root
 
 
 def run_module(module, *args, env=None, timeout=600):
-  """python -m MODULE ARGS in the repository root: a CompletedProcess with text output."""
+  """python -m MODULE ARGS in the repository root: a CompletedProcess with text output.
+
+  env: variables to set on top of this process's (a value None unsets the variable).
+  """
   env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=TEST_CACHE,
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', **(env or {}))
+  env = {key: value for key, value in env.items() if value is not None}
   return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
 
@@ -60,17 +80,38 @@ def error_line(result) -> str:
   return lines[0]
 
 
-def tiny_folder_config(data_root, tfds_dir, **overrides):
-  """A 64-px AlexNet with 64-wide FC layers on a folder of photos, held-out 10% for eval."""
+# The tiny run every test trains: 64 px, 64-wide FC layers, 16 synthetic classes, batch 16.
+TINY = {'data.name': 'synthetic', 'data.image_size': 64, 'data.batch_size': 16,
+        'model.num_classes': 16, 'model.fc_width': 64, 'total_steps': 4, 'log_every_steps': 2,
+        'eval_every_steps': 0, 'checkpoint.every_steps': 4}
+
+
+def tiny_config(**overrides):
+  """configs/default.py with TINY and then overrides (dotted keys: **{'data.batch_size': 8})."""
   from configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
-  config.update_from_flattened_dict({
+  config.update_from_flattened_dict({**TINY, **overrides})
+  return config
+
+
+def tiny_flags(**overrides) -> list[str]:
+  """TINY and overrides as the CLI's --config.KEY=VALUE flags."""
+  return [f'--config.{key}={value}' for key, value in {**TINY, **overrides}.items()]
+
+
+def data_config(**overrides):
+  """tiny_config's config.data at 16 px, batch 4, with overrides of its keys (name=..., ...)."""
+  values = {'image_size': 16, 'batch_size': 4, **overrides}
+  return tiny_config(**{f'data.{key}': value for key, value in values.items()}).data
+
+
+def tiny_folder_config(data_root, tfds_dir, **overrides):
+  """tiny_config on a folder of photos with 4 classes, held-out 10% for eval, batch 8, 6 steps."""
+  return tiny_config(**{
       'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
       'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-      'data.image_size': 64, 'data.batch_size': 8, 'model.num_classes': 4, 'model.fc_width': 64,
-      'total_steps': 6, 'log_every_steps': 2, 'eval_every_steps': 3,
-      'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
-  return config
+      'data.batch_size': 8, 'model.num_classes': 4, 'total_steps': 6, 'log_every_steps': 2,
+      'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
 
 
 @pytest.fixture(scope='session')

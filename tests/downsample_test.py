@@ -11,7 +11,8 @@ from alexnet_jax import data_sources
 from alexnet_jax import downsample, input_pipeline, preprocess
 from alexnet_jax.data_sources import DataError
 from alexnet_jax import fake_imagenet
-from tests.input_pipeline_test import data_config
+from conftest import data_config
+from conftest import write_photos
 
 
 SIZE = 64
@@ -19,14 +20,8 @@ SIDE = preprocess.resize_side(SIZE)  # 73: the copy's squares
 
 
 def write_folder(root, counts, *, seed=0):
-  """root/<class>/<i>.{jpg,png}: drawn shapes (smooth enough for JPEG), JPEG and PNG alternating."""
-  rng = np.random.default_rng(seed)
-  for label, (name, count) in enumerate(counts.items()):
-    os.makedirs(os.path.join(root, name), exist_ok=True)
-    for i in range(count):
-      image = fake_imagenet.draw_image(rng, label + 2 * i, 80 + i % 3, 96, noise=0.0)
-      Image.fromarray(image).save(os.path.join(root, name, f'{i}.{"png" if i % 2 else "jpg"}'),
-                                  quality=95)
+  """root/<class>/<i>.{jpg,png}: drawn shapes (smooth enough for JPEG), JPEG and PNG in turn."""
+  write_photos(str(root), counts, seed=seed, size=(80, 96), formats=('jpg', 'png'), drawn=True)
 
 
 @pytest.fixture

@@ -5,27 +5,16 @@ import os
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from alexnet_jax import input_pipeline
 from alexnet_jax.data_sources import DataError
-from configs import default
-
-
-def data_config(**overrides):
-  config = default.get_config().data
-  config.update(dict(dict(image_size=16, batch_size=4), **overrides))
-  return config
+from conftest import data_config
+from conftest import write_photos
 
 
 def write_folder(root, counts, *, seed=0):
-  """root/<class>/<i>.{jpg,png}: alternating JPEG and PNG, each image distinct."""
-  rng = np.random.default_rng(seed)
-  for name, count in counts.items():
-    os.makedirs(os.path.join(root, name), exist_ok=True)
-    for i in range(count):
-      image = Image.fromarray(rng.integers(0, 256, (20, 24 + i % 3, 3), dtype=np.uint8))
-      image.save(os.path.join(root, name, f'{i}.{"png" if i % 2 else "jpg"}'))
+  """root/<class>/<i>.{jpg,png}: small noisy photos, JPEG and PNG in turn."""
+  return write_photos(str(root), counts, seed=seed, size=(20, 24), formats=('jpg', 'png'))
 
 
 @pytest.fixture

@@ -1,28 +1,19 @@
 """The CLI: overrides rejected in one line, an end-to-end run, and cluster detection."""
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import pytest
 
 from alexnet_jax import main
+from conftest import run_module
+from conftest import tiny_flags
 from tests import fake_gcloud
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['--config.data.name=synthetic', '--config.data.image_size=64', '--config.data.batch_size=16',
-        '--config.model.num_classes=16', '--config.model.fc_width=64', '--config.total_steps=4',
-        '--config.log_every_steps=2', '--config.eval_every_steps=0',
-        '--config.checkpoint.every_steps=4']
-
-
-def run_main(workdir, *overrides, devices=8, config='configs/default.py', environ=None):
-  env = dict(os.environ if environ is None else environ, TF_CPP_MIN_LOG_LEVEL='2',
-             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-  return subprocess.run([sys.executable, '-m', 'alexnet_jax.main', f'--config={config}',
-                         f'--workdir={workdir}', *overrides], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=600)
+def run_main(workdir, *overrides, devices=8, config='configs/default.py'):
+  """The CLI on `devices` virtual CPU devices."""
+  return run_module('alexnet_jax.main', f'--config={config}', f'--workdir={workdir}', *overrides,
+                    env={'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'})
 
 
 @pytest.mark.parametrize('override, expected', [
@@ -34,7 +25,7 @@ def run_main(workdir, *overrides, devices=8, config='configs/default.py', enviro
 ])
 def test_bad_overrides_end_in_one_line_and_touch_nothing(tmp_path, override, expected):
   workdir = tmp_path / 'run'
-  result = run_main(workdir, *TINY, override)
+  result = run_main(workdir, *tiny_flags(), override)
   assert result.returncode != 0
   errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
   assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
@@ -45,7 +36,8 @@ def test_bad_overrides_end_in_one_line_and_touch_nothing(tmp_path, override, exp
 def test_cli_trains_with_overrides_and_writes_the_workdir(tmp_path):
   workdir = tmp_path / 'run'
   # XLA_FLAGS from the caller decide the device count: a 1x2 mesh needs exactly 2 devices.
-  result = run_main(workdir, *TINY, '--config.mesh.model=2', '--config.model.lrn=False', devices=2)
+  result = run_main(workdir, *tiny_flags(), '--config.mesh.model=2', '--config.model.lrn=False',
+                    devices=2)
   assert result.returncode == 0, result.stderr[-3000:]
   records = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   train = [r for r in records if r['split'] == 'train']
@@ -65,7 +57,7 @@ def test_cli_writes_a_profile_of_the_chosen_steps(tmp_path):
   # One device: with XLA:CPU's virtual devices, a profiled run was seen to abort in a collective's
   # rendezvous (2 runs of 6 on a 1x2 mesh, none of 3 without the profiler); see README.
   workdir = tmp_path / 'run'
-  result = run_main(workdir, *TINY, '--config.profile.start_step=2',
+  result = run_main(workdir, *tiny_flags(), '--config.profile.start_step=2',
                     '--config.profile.num_steps=1', devices=1)
   assert result.returncode == 0, result.stderr[-3000:]
   (trace,) = (workdir / 'plugins' / 'profile').glob('*/*.xplane.pb')  # step 3's trace

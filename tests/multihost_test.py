@@ -13,12 +13,11 @@ import time
 import numpy as np
 import pytest
 
+from conftest import tiny_flags
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(REPO, 'launch', 'local_multiprocess.sh')
-TINY = ['--config=configs/default.py', '--config.data.name=synthetic',
-        '--config.data.image_size=64', '--config.data.batch_size=16',
-        '--config.model.num_classes=16', '--config.model.fc_width=64', '--config.total_steps=3',
-        '--config.log_every_steps=1', '--config.eval_every_steps=0']
+TINY = ['--config=configs/default.py', *tiny_flags(total_steps=3, log_every_steps=1)]
 # XLA:CPU sums in a different order when the devices sit in other processes (gloo all-reduce) or
 # when the classifier is split: a few float32 ulps on the loss after 3 steps; 2e-6 leaves room.
 RTOL = 2e-6

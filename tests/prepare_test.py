@@ -1,9 +1,12 @@
 """The prepare tool: missing-archive message, corrupt images listed."""
 import pytest
 
+from alexnet_jax import data_sources
 from alexnet_jax import downsample
 from alexnet_jax.data_sources import DataError
 from alexnet_jax.tools import prepare
+from conftest import data_config
+from conftest import write_photos
 
 
 def test_missing_archives_are_named_with_their_folder(tmp_path):
@@ -13,17 +16,14 @@ def test_missing_archives_are_named_with_their_folder(tmp_path):
 
 
 def test_folder_check_reports_readable_images(tmp_path, capsys):
-  from tests.input_pipeline_test import write_folder  # pylint: disable=g-import-not-at-top
-  write_folder(tmp_path / 'photos', {'a': 2, 'b': 3})
+  write_photos(str(tmp_path / 'photos'), {'a': 2, 'b': 3}, size=(20, 24))
   (tmp_path / 'photos' / 'b' / 'bad.png').write_bytes(b'\x89PNG broken')
   prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'), splits=['train'])
   assert 'train: 5 readable images' in capsys.readouterr().out
 
 
 def test_downsample_for_writes_the_copy_training_then_reuses(tmp_path, capsys):
-  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top
-  from tests.input_pipeline_test import data_config, write_folder  # pylint: disable=g-import-not-at-top
-  write_folder(tmp_path / 'photos', {'a': 2, 'b': 3})
+  write_photos(str(tmp_path / 'photos'), {'a': 2, 'b': 3}, size=(20, 24))
   prepare.prepare(f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
                   splits=['train'], downsample_for=16)
   assert 'train: down-sampled copy of 5 images for data.image_size=16 ready' in capsys.readouterr().out

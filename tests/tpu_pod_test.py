@@ -11,12 +11,11 @@ import tempfile
 import pytest
 
 from alexnet_jax import paths
+from conftest import tiny_flags
 from tests import fake_gcloud
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ['--config.data.name=synthetic', '--config.data.image_size=64', '--config.data.batch_size=16',
-        '--config.model.num_classes=16', '--config.model.fc_width=64', '--config.total_steps=2',
-        '--config.log_every_steps=1', '--config.eval_every_steps=0']
+TINY = tiny_flags(total_steps=2, log_every_steps=1)
 
 
 def readme_command():

@@ -4,17 +4,13 @@ import shutil
 import time
 
 from alexnet_jax import train
-from configs import default
+from conftest import tiny_config
 
 
 def _config():
   """12 steps, a log point every 4 and a checkpoint every 3: 6 and 9 fall inside log windows."""
-  config = default.get_config()
-  config.data.update(name='synthetic', image_size=64, batch_size=16)
-  config.model.update(num_classes=16, fc_width=64)
-  config.update(total_steps=12, log_every_steps=4, eval_every_steps=0)
-  config.checkpoint.update(every_steps=3, keep=5)
-  return config
+  return tiny_config(total_steps=12, log_every_steps=4, **{'checkpoint.every_steps': 3,
+                                                           'checkpoint.keep': 5})
 
 
 def _times(workdir, after):
