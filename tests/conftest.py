@@ -65,8 +65,8 @@ def run_module(module, *args, env=None, timeout=600):
 
   env: variables to set on top of this process's (a value None unsets the variable).
   """
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=TEST_CACHE,
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', **(env or {}))
+  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
+         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
   env = {key: value for key, value in env.items() if value is not None}
   return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
