@@ -1,6 +1,5 @@
 """Optimizer and schedules: the paper's update rule, step decay, warm-up, cosine."""
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -18,6 +17,43 @@ def test_step_schedule_divides_by_ten_at_each_boundary():
   schedule = optim.make_schedule(_opt(decay_every_epochs=2.0), steps_per_epoch=10, total_steps=70)
   got = [float(schedule(s)) for s in (0, 19, 20, 39, 40, 60, 69)]
   np.testing.assert_allclose(got, [0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-5, 1e-5], rtol=1e-6)
+
+
+def test_step_schedule_after_warmup_divides_at_the_same_epochs():
+  """The ramp to the base rate does not move the decays: still at steps 10, 20 and 30."""
+  schedule = optim.make_schedule(_opt(decay_every_epochs=1.0, warmup_steps=5), steps_per_epoch=10,
+                                 total_steps=40)
+  got = [float(schedule(s)) for s in (0, 4, 5, 9, 10, 19, 20, 29, 30, 39)]
+  np.testing.assert_allclose(got, [0.002, 0.002 + 0.008 * 4 / 5, 0.01, 0.01, 1e-3, 1e-3, 1e-4,
+                                   1e-4, 1e-5, 1e-5], rtol=1e-5)
+
+
+def test_constant_schedule_with_and_without_warmup():
+  constant = optim.make_schedule(_opt(schedule='constant'), steps_per_epoch=10, total_steps=100)
+  np.testing.assert_allclose([float(constant(s)) for s in (0, 50, 99)], [0.01] * 3, rtol=1e-6)
+  warm = optim.make_schedule(_opt(schedule='constant', warmup_steps=4), steps_per_epoch=10,
+                             total_steps=100)
+  np.testing.assert_allclose([float(warm(s)) for s in (0, 2, 4, 99)],
+                             [0.0025, 0.0025 + 0.0075 / 2, 0.01, 0.01], rtol=1e-5)
+
+
+def test_adamw_is_adam_with_decoupled_weight_decay_at_the_scheduled_rate():
+  """w <- w - lr (m_hat / (sqrt(v_hat) + eps) + wd w), lr from the schedule at each step."""
+  config = _opt(name='adamw', weight_decay=0.1, decay_every_epochs=1.0)
+  schedule = optim.make_schedule(config, steps_per_epoch=2, total_steps=10)
+  tx = optim.make_optimizer(config, schedule)
+  params = {'w': jnp.array([1.0, -2.0, 0.5])}
+  state = tx.init(params)
+  w, m, v = np.array([1.0, -2.0, 0.5]), np.zeros(3), np.zeros(3)
+  grads = [np.array([0.5, 0.1, -1e-3]), np.array([-0.3, 0.2, 2.0]), np.array([0.7, -0.4, 0.0])]
+  for step, g in enumerate(grads, 1):
+    lr = 0.01 * (0.1 if step > 2 else 1.0)
+    m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+    m_hat, v_hat = m / (1 - 0.9 ** step), v / (1 - 0.999 ** step)
+    w = w - lr * (m_hat / (np.sqrt(v_hat) + 1e-8) + 0.1 * w)
+    updates, state = tx.update({'w': jnp.asarray(g, jnp.float32)}, state, params)
+    params = {'w': params['w'] + updates['w']}
+  np.testing.assert_allclose(params['w'], w, rtol=1e-5)
 
 
 def test_warmup_is_linear_then_the_schedule_starts():
@@ -52,7 +88,6 @@ def test_unknown_names_are_rejected_with_the_key():
     optim.make_schedule(_opt(schedule='linear'), steps_per_epoch=1, total_steps=1)
   with pytest.raises(ValueError, match='optimizer.name'):
     optim.make_optimizer(_opt(name='lamb'), lambda s: 0.1)
-  assert isinstance(_opt(), ml_collections.ConfigDict)
 
 
 def test_frozen_layers_get_no_update_and_no_weight_decay():
