@@ -3,8 +3,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
 from alexnet_jax import model as model_lib
+from alexnet_jax import pooling
 from alexnet_jax.model import AlexNet
 
 
@@ -44,20 +46,82 @@ def test_paper_feature_map_sizes_follow_the_paper():
   assert shapes['conv5'] == (1, 13, 13, 256)
 
 
-@pytest.mark.parametrize('knobs', [dict(activation='tanh'), dict(lrn=False),
-                                   dict(overlap_pool=False), dict(groups=1),
-                                   dict(dropout_rate=0.0), dict(dtype='bfloat16')])
-def test_ablation_knobs_run_and_change_the_output(knobs):
+def _layer_outputs(model, images, train=False):
+  """(params, {'conv1': output, ..., 'fc8': output}); dropout with a fixed key when train."""
+  variables = model.init(jax.random.key(0), images)
+  _, state = model.apply(variables, images, train=train, rngs={'dropout': jax.random.key(2)},
+                         capture_intermediates=True, mutable=['intermediates'])
+  outputs = {k: v['__call__'][0] for k, v in state['intermediates'].items() if k != '__call__'}
+  return variables['params'], outputs
+
+
+def _close(got, want):
+  return float(np.abs(np.asarray(got, np.float32) - want).max()) <= 1e-5 * float(np.abs(want).max())
+
+
+def _conv2_from_conv1(params, conv1, *, act=nn.relu, lrn=True, window=3, groups=2):
+  """conv2's output recomputed from conv1's: activation, LRN, max pool, conv2 in groups."""
+  x = act(conv1)
+  x = model_lib.local_response_norm(x) if lrn else x
+  x = pooling.max_pool(x, window, 2)
+  return model_lib.Conv(256, 5, 1, 2, groups).apply({'params': params['conv2']}, x)
+
+
+@pytest.mark.parametrize('knobs, between', [
+    (dict(), dict()),
+    (dict(activation='tanh'), dict(act=jnp.tanh)),
+    (dict(lrn=False), dict(lrn=False)),
+    (dict(overlap_pool=False), dict(window=2)),
+])
+def test_trunk_knobs_change_what_lies_between_conv1_and_conv2(knobs, between):
+  """conv2's output is conv2 of pool(LRN(act(conv1))) with the knob's activation, LRN, window."""
   images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
-  base = AlexNet(num_classes=5, fc_width=64)
-  variables = base.init(jax.random.key(0), images)
-  ablated = AlexNet(num_classes=5, fc_width=64, **knobs)
-  ablated_vars = ablated.init(jax.random.key(0), images)
-  out = ablated.apply(ablated_vars, images, train=True, rngs={'dropout': jax.random.key(2)})
-  assert out.shape == (2, 5) and out.dtype == jnp.float32
-  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(ablated_vars))
-  ref = base.apply(variables, images, train=True, rngs={'dropout': jax.random.key(2)})
-  assert not np.allclose(out, ref)
+  params, out = _layer_outputs(AlexNet(num_classes=5, fc_width=64, **knobs), images)
+  assert _close(out['conv2'], _conv2_from_conv1(params, out['conv1'], **between))
+  if knobs:  # the paper's settings would have given another conv2 output
+    assert not _close(out['conv2'], _conv2_from_conv1(params, out['conv1']))
+
+
+def test_groups_knob_splits_conv2_conv4_conv5_only():
+  two = _abstract_params(AlexNet(), 64)
+  one = _abstract_params(AlexNet(groups=1), 64)
+  for name in ('conv1', 'conv2', 'conv3', 'conv4', 'conv5'):
+    halved = two[name]['kernel'].shape[2] * 2 == one[name]['kernel'].shape[2]
+    assert halved == (name in ('conv2', 'conv4', 'conv5')), name
+  images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+  params, out = _layer_outputs(AlexNet(num_classes=5, fc_width=64, groups=1), images)
+  assert _close(out['conv2'], _conv2_from_conv1(params, out['conv1'], groups=1))
+
+
+@pytest.mark.parametrize('activation', ['relu', 'tanh'])
+def test_activation_knob_reaches_the_classifier(activation):
+  images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+  params, out = _layer_outputs(AlexNet(num_classes=5, fc_width=64, activation=activation), images)
+  act = jnp.tanh if activation == 'tanh' else nn.relu
+  fc7 = act(out['fc6']) @ params['fc7']['kernel'] + params['fc7']['bias']
+  assert _close(out['fc7'], fc7)
+
+
+@pytest.mark.parametrize('rate, dropped', [(0.5, True), (0.0, False)])
+def test_dropout_rate_knob_drops_fc6_and_fc7_inputs_in_training_only(rate, dropped):
+  images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+  model = AlexNet(num_classes=5, fc_width=64, dropout_rate=rate)
+  _, train = _layer_outputs(model, images, train=True)
+  _, evaluation = _layer_outputs(model, images, train=False)
+  for name in ('conv1', 'conv5'):
+    np.testing.assert_array_equal(train[name], evaluation[name])
+  for name in ('fc6', 'fc7'):
+    assert _close(train[name], evaluation[name]) != dropped, name
+
+
+def test_bfloat16_knob_computes_every_layer_in_bfloat16_with_float32_params_and_logits():
+  images = jax.random.normal(jax.random.key(1), (2, 64, 64, 3))
+  model = AlexNet(num_classes=5, fc_width=64, dtype='bfloat16')
+  params, out = _layer_outputs(model, images)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
+  assert sorted(out) == ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8']
+  assert all(v.dtype == jnp.bfloat16 for v in out.values()), {k: v.dtype for k, v in out.items()}
+  assert model.apply({'params': params}, images).dtype == jnp.float32
 
 
 def test_bad_knob_values_are_rejected_with_the_key_name():
