@@ -57,13 +57,21 @@ def open_source(data_config, split: str) -> Source:
 
 
 def _parse_split(split: str):
-  """'train' -> ('train', 0, 1); 'train[:90%]' -> ('train', 0, 0.9); percent slices only."""
-  match = re.fullmatch(r'(\w+)(?:\[(-?\d*)%?:(-?\d*)%?\])?', split)
-  if not match:
-    raise DataError(f"Split {split!r} is not understood; use e.g. 'train', 'val' or 'train[:90%]'.")
+  """'train' -> ('train', 0, 1); 'train[:90%]' -> ('train', 0, 0.9); 'train[-10%:]' -> (.., 0.9, 1).
+
+  Percent slices only, negative ones counted from the end as TFDS counts them.
+  """
+  match = re.fullmatch(r'(\w+)(?:\[(-?\d+%)?:(-?\d+%)?\])?', split)
+  percents = [int(v[:-1]) for v in match.groups()[1:] if v] if match else []
+  if not match or any(abs(p) > 100 for p in percents):
+    raise DataError(f"Split {split!r} is not understood; use e.g. 'train', 'val', 'train[:90%]' "
+                    "or 'train[-10%:]' (percent slices, -100% to 100%).")
   name, lo, hi = match.groups()
-  to_fraction = lambda v, default: default if not v else (int(v) % 100 if int(v) < 0 else int(v)) / 100
-  return name, to_fraction(lo, 0.0), to_fraction(hi, 1.0)
+  fraction = lambda v, default: default if not v else (int(v[:-1]) + 100 * v.startswith('-')) / 100
+  lo, hi = fraction(lo, 0.0), fraction(hi, 1.0)
+  if lo >= hi:
+    raise DataError(f'Split {split!r} is empty: its slice ends before it starts.')
+  return name, lo, hi
 
 
 def _list_images(class_root: str, split_root: str):
