@@ -19,23 +19,14 @@ from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
-from configs import default
+from conftest import tiny_config
 
 
-def tiny_config(**overrides):
-  """A 64-px AlexNet with 64-wide FC layers on synthetic data: a step costs ~0.1 s."""
-  config = default.get_config()
-  config.total_steps, config.log_every_steps, config.eval_every_steps = 3, 1, 0
-  config.data.update(dict(name='synthetic', image_size=64, batch_size=8))
-  config.model.update(dict(num_classes=8, fc_width=64))
-  config.checkpoint.update(dict(every_steps=2, keep=3))
-  for key, value in overrides.items():
-    *path, name = key.split('.')
-    node = config
-    for part in path:
-      node = node[part]
-    node[name] = value
-  return config
+def _config(**overrides):
+  """conftest's tiny run at batch 8 with 8 classes, 3 steps, a checkpoint every 2: ~0.1 s a step."""
+  return tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
+                        'log_every_steps': 1, 'checkpoint.every_steps': 2, 'checkpoint.keep': 3,
+                        **overrides})
 
 
 def parts(config, devices=None):
@@ -77,7 +68,7 @@ def snapshot(root):
 def run(tmp_path_factory):
   """A finished 3-step run on the 8x1 mesh: checkpoints 2 and 3, metrics of every step."""
   workdir = str(tmp_path_factory.mktemp('run'))
-  config = tiny_config()
+  config = _config()
   train.train_and_evaluate(config, workdir)
   return config, workdir
 
@@ -90,7 +81,7 @@ def run_copy(run, tmp_path):
 
 
 def test_keeps_the_last_n_and_the_best_by_top1(run, tmp_path):
-  config = tiny_config(**{'checkpoint.keep': 2})
+  config = _config(**{'checkpoint.keep': 2})
   state = checkpoint.Checkpoints(run[1], config).restore_latest(abstract_state(config))
   ckpts = checkpoint.Checkpoints(str(tmp_path), config)
   for step, top1 in [(1, None), (2, 0.9), (3, None), (4, 0.2), (5, None)]:
@@ -155,12 +146,14 @@ def test_half_written_step_is_never_the_latest(run_copy):
     ('model.num_classes', 16, 'model.num_classes=8 there, 16 here'),
     ('model.variant', 'torchvision', "model.variant='paper' there, 'torchvision' here"),
     ('model.fc_width', 128, 'model.fc_width=64 there, 128 here'),
+    ('optimizer.name', 'adamw', "optimizer.name='sgd' there, 'adamw' here"),
+    ('optimizer.trainable', 'classifier', "optimizer.trainable='all' there, 'classifier' here"),
 ])
 def test_incompatible_checkpoint_is_refused_in_one_line_naming_the_key(run_copy, key, value,
                                                                        message):
   config, workdir = run_copy
   before = snapshot(workdir)
-  new = tiny_config(**{key: value})
+  new = _config(**{key: value})
   with pytest.raises(checkpoint.CheckpointError) as error:  # main.py prints it as `error: ...`
     checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new))
   assert isinstance(error.value, ValueError)
@@ -172,7 +165,7 @@ def test_incompatible_workdir_stops_the_run_and_changes_nothing(run_copy):
   config, workdir = run_copy
   before = snapshot(workdir)
   with pytest.raises(checkpoint.CheckpointError, match='model.num_classes=8 there, 16 here'):
-    train.train_and_evaluate(tiny_config(**{'model.num_classes': 16}), workdir)
+    train.train_and_evaluate(_config(**{'model.num_classes': 16}), workdir)
   assert snapshot(workdir) == before
 
 
@@ -181,7 +174,7 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
   """Saved as 8x1 on 8 devices; restored as 4x1 on 4 devices and as 4x2 on 8."""
   config, workdir = run_copy
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '3'))  # resume at 2; the run logged step 3
-  new = tiny_config(**{'mesh.data': shape[0], 'mesh.model': shape[1]})
+  new = _config(**{'mesh.data': shape[0], 'mesh.model': shape[1]})
   devices = jax.devices()[:shape[0] * shape[1]]
   state = checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new, devices))
   mesh, tx, model = parts(new, devices)
@@ -199,7 +192,7 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
 def test_init_from_loads_the_trunk_and_reinitialises_a_resized_classifier(run, caplog):
   config, workdir = run
   saved = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config)).params
-  new = tiny_config(**{'model.num_classes': 4, 'mesh.model': 2})  # another mesh too
+  new = _config(**{'model.num_classes': 4, 'mesh.model': 2})  # another mesh too
   fresh = abstract_state(new)  # stands for the fresh initialisation
   with caplog.at_level(logging.INFO):
     state = checkpoint.init_from(workdir, fresh)
@@ -212,12 +205,12 @@ def test_init_from_loads_the_trunk_and_reinitialises_a_resized_classifier(run, c
   state = checkpoint.init_from(step_dir, abstract_state(config))
   np.testing.assert_array_equal(state.params['fc8']['kernel'], saved['fc8']['kernel'])
   with pytest.raises(checkpoint.CheckpointError, match='only the classifier'):
-    checkpoint.init_from(workdir, abstract_state(tiny_config(**{'model.fc_width': 32})))
+    checkpoint.init_from(workdir, abstract_state(_config(**{'model.fc_width': 32})))
 
 
 def test_a_new_run_with_init_from_starts_at_step_0_from_the_other_runs_trunk(run, tmp_path,
                                                                            caplog):
-  config = tiny_config(**{'init_from': run[1], 'model.num_classes': 4, 'total_steps': 1})
+  config = _config(**{'init_from': run[1], 'model.num_classes': 4, 'total_steps': 1})
   with caplog.at_level(logging.INFO):
     train.train_and_evaluate(config, str(tmp_path))
   assert 'loaded conv1, conv2, conv3, conv4, conv5, fc6, fc7; re-initialised fc8' in caplog.text
@@ -226,7 +219,7 @@ def test_a_new_run_with_init_from_starts_at_step_0_from_the_other_runs_trunk(run
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_copy):
   config, workdir = run_copy
-  config = tiny_config(**{'total_steps': 8, 'checkpoint.every_steps': 1,
+  config = _config(**{'total_steps': 8, 'checkpoint.every_steps': 1,
                           'optimizer.learning_rate': 1e12})  # resumes at 3, then diverges
   with pytest.raises(train.NonFiniteLossError, match=r'step \d+') as error:
     train.train_and_evaluate(config, workdir)

@@ -15,26 +15,14 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from alexnet_jax import input_pipeline
-from configs import default
+from conftest import tiny_folder_config
+from conftest import write_photos
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOTAL_STEPS = 12
-
-
-def write_folder(root, classes=4, per_class=10, seed=0):
-  """root/<class>/<i>.png|jpg: a class is a colour band at its own height, plus noise."""
-  rng = np.random.default_rng(seed)
-  for label in range(classes):
-    os.makedirs(os.path.join(root, f'class{label}'))
-    for i in range(per_class):
-      image = rng.integers(0, 80, (40, 48, 3), dtype=np.uint8)
-      image[label * 10:label * 10 + 8, :, label % 3] = 250
-      Image.fromarray(image).save(os.path.join(root, f'class{label}', f'{i}.{"png" if i % 2 else "jpg"}'))
 
 
 def flags(workdir, data_root, **overrides):
@@ -105,13 +93,10 @@ def cache_dir():
 def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path, cache_dir):
   """Loss, top-1 and top-5 of every train and eval point equal, bit for bit, a run never stopped."""
   data = str(tmp_path / 'photos')
-  write_folder(data)
+  write_photos(data, formats=('jpg', 'png'))
   reference, interrupted = str(tmp_path / 'reference'), str(tmp_path / 'interrupted')
   # Check the folder for corrupt images once, here, not in two runs at the same time.
-  data_config = default.get_config().data
-  data_config.update({'name': f'folder:{data}', 'data_dir': str(tmp_path / 'tfds'),
-                      'train_split': 'train[:90%]', 'eval_split': 'train[90%:]'})
-  input_pipeline.get_dataset_info(data_config, num_classes=4)
+  input_pipeline.get_dataset_info(tiny_folder_config(data, tmp_path / 'tfds').data, num_classes=4)
   uninterrupted = start(flags(reference, data), tmp_path / 'reference.log', cache_dir)
   wait_for_step(uninterrupted, reference, 1, tmp_path / 'reference.log')  # compiled and cached
 
