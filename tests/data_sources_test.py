@@ -94,7 +94,7 @@ def test_recorded_corrupt_image_is_skipped_and_counted(prepared, caplog):
                        train_split='train', eval_split='train')
   source = data_sources.open_source(config, 'train')
   assert source.num_examples == 5 and 'Skipping 1 corrupt image' in caplog.text
-  payloads, labels = source.fetch(tf.range(5, dtype=tf.int64))
+  payloads, labels = source.records(tf.range(5, dtype=tf.int64))
   assert sorted(labels.numpy().tolist()) == [1, 2, 3, 4, 5]
   pixels = [int(tf.io.decode_png(p)[0, 0, 0]) for p in payloads.numpy()]
   assert pixels == [40 * label for label in labels.numpy()]

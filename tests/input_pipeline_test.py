@@ -64,8 +64,9 @@ def test_every_epoch_is_a_new_permutation_of_all_examples():
   pixel = tf.io.encode_png(np.zeros((2, 2, 3), np.uint8))
   num_examples, batch_size = 12, 4  # 3 steps an epoch
   source = data_sources.Source(
-      num_examples=num_examples, num_classes=num_examples, describe=str, load=lambda p: p,
-      fetch=lambda idx: (tf.fill(tf.shape(idx), pixel), tf.cast(idx, tf.int32)))
+      num_examples=num_examples, num_classes=num_examples, describe=str,
+      image_bytes=lambda payload: payload,
+      records=lambda idx: (tf.fill(tf.shape(idx), pixel), tf.cast(idx, tf.int32)))
   config = data_config(image_size=2, batch_size=batch_size, pca_lighting_std=0.0)
   stream = input_pipeline.train_dataset(config, source, seed=0).as_numpy_iterator()
   epochs = [np.concatenate([next(stream)['label'] for _ in range(3)]) for _ in range(3)]

@@ -1,4 +1,6 @@
-"""Mesh shapes, divisibility errors, parameter specs and global batches."""
+"""Mesh shapes, divisibility errors, parameter specs, global batches and their prefetch thread."""
+import threading
+
 import jax
 import ml_collections
 import numpy as np
@@ -51,3 +53,32 @@ def test_global_batch_is_split_over_every_device_in_order():
   shards = sorted(batch['label'].addressable_shards, key=lambda s: s.index[0].start)
   assert [s.data.shape[0] for s in shards] == [2] * 8
   np.testing.assert_array_equal(np.concatenate([np.asarray(s.data) for s in shards]), labels)
+
+
+def _new_threads(before):
+  return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
+def test_prefetch_reraises_the_producers_error_and_joins_its_thread():
+  mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
+
+  def batches():
+    yield {'x': np.zeros((2, 3), np.float32)}
+    raise OSError('disk gone')
+  before = threading.enumerate()
+  stream = parallel.prefetch(batches(), mesh)
+  assert next(stream)['x'].shape == (2, 3)
+  with pytest.raises(OSError, match='disk gone'):
+    next(stream)
+  assert not _new_threads(before)
+
+
+def test_prefetch_closed_early_stops_and_joins_its_thread():
+  mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
+  endless = iter(lambda: {'x': np.zeros((2, 3), np.float32)}, None)
+  before = threading.enumerate()
+  stream = parallel.prefetch(endless, mesh)
+  next(stream)
+  assert len(_new_threads(before)) == 1  # the producer, blocked on the full queue
+  stream.close()
+  assert not _new_threads(before)

@@ -1,16 +1,8 @@
-"""train.py: a resume at a step that is not a log point logs what a run never stopped logs;
-the prefetch thread re-raises its errors and never outlives the loop."""
+"""train_and_evaluate resumed at steps that are not log points logs what a run never stopped logs."""
 import json
 import shutil
-import threading
 import time
 
-import jax
-import ml_collections
-import numpy as np
-import pytest
-
-from alexnet_jax import parallel
 from alexnet_jax import train
 from conftest import tiny_config
 
@@ -47,32 +39,3 @@ def test_first_log_point_after_a_resume_averages_the_same_steps(tmp_path):
   got = _train_points(resumed)
   assert got == want  # bit for bit: step 8 averages 5-6 (saved with checkpoint 6) and 7-8
   assert min(_times(resumed, after=6)) > started  # logged again, not left from the copy
-
-
-def _new_threads(before):
-  return [t for t in threading.enumerate() if t not in before and t.is_alive()]
-
-
-def test_prefetch_reraises_the_producers_error_and_joins_its_thread():
-  mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
-
-  def batches():
-    yield {'x': np.zeros((2, 3), np.float32)}
-    raise OSError('disk gone')
-  before = threading.enumerate()
-  stream = train._prefetch(batches(), mesh)  # pylint: disable=protected-access
-  assert next(stream)['x'].shape == (2, 3)
-  with pytest.raises(OSError, match='disk gone'):
-    next(stream)
-  assert not _new_threads(before)
-
-
-def test_prefetch_closed_early_stops_and_joins_its_thread():
-  mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
-  endless = iter(lambda: {'x': np.zeros((2, 3), np.float32)}, None)
-  before = threading.enumerate()
-  stream = train._prefetch(endless, mesh)  # pylint: disable=protected-access
-  next(stream)
-  assert len(_new_threads(before)) == 1  # the producer, blocked on the full queue
-  stream.close()
-  assert not _new_threads(before)
