@@ -24,9 +24,16 @@ from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
 from checkpoint_test import abstract_state
 from checkpoint_test import snapshot
-from checkpoint_test import tiny_config
 from conftest import REPO
 from conftest import TEST_CACHE
+from conftest import tiny_config as _conftest_tiny_config
+
+
+def tiny_config(**overrides):
+  """The checkpoint tests' first tiny run: batch 8, 8 classes, a log point and a save each step."""
+  return _conftest_tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
+                                  'log_every_steps': 1, 'checkpoint.every_steps': 2,
+                                  'checkpoint.keep': 3, **overrides})
 
 WALL_CLOCK = ('time', 'images_per_sec')  # the only fields a resumed run may log differently
 POSITIONS = {'newest': (3, 2), 'older': (2, 3)}  # the damaged step, the step the run resumes from

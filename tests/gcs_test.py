@@ -13,6 +13,7 @@ import time
 import pytest
 
 from alexnet_jax import paths
+from conftest import write_photos
 from tests import resume_test
 from tests.conftest import GCS_BUCKET as BUCKET
 from tests.conftest import run_module
@@ -65,7 +66,7 @@ def _wait(process, done, what, log_path, timeout=240):
 def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_path):
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
   data = str(tmp_path / 'photos')
-  resume_test.write_folder(data)
+  write_photos(data, formats=('jpg', 'png'))
   cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', str(tmp_path / 'cache'))
   local, remote = str(tmp_path / 'local'), f'gs://{BUCKET}/run'
   log = tmp_path / 'local.log'
