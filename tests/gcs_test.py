@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
@@ -53,16 +52,6 @@ def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
 
-def _wait(process, done, what, log_path, timeout=240):
-  deadline = time.time() + timeout
-  while not done():
-    if process.poll() is not None or time.time() > deadline:
-      process.kill()
-      with open(log_path) as f:
-        raise AssertionError(f'no {what} (exit {process.poll()}):\n{f.read()[-3000:]}')
-    time.sleep(0.05)
-
-
 def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_path):
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
   data = str(tmp_path / 'photos')
@@ -77,7 +66,7 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   log = tmp_path / 'run1.log'
   run = resume_test.start(resume_test.flags(remote, data), log, cache, gcs_emulator)
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
-  _wait(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log)
+  resume_test.wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
   run.send_signal(signal.SIGKILL)
   code, _ = resume_test.finish(run, log)
   assert code == -signal.SIGKILL
