@@ -2,7 +2,7 @@
 
   clf = inference.load('runs/cats_dogs')            # newest good checkpoint; step=N or 'best'
   clf.predict(['cat.jpg', 'photos/'], top_k=2)       # files, folders or uint8 HWC arrays
-  clf.logits(images_BHWC)                            # uint8: standardised as in training
+  clf.logits(images_BHWC)                            # uint8 pixels: standardised as in training
 
 Images are read as the eval pipeline reads them (shorter side to 256/224 of the crop, centre crop)
 and go through in padded batches, split over this process's devices: one compile per batch shape.
@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator, Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -88,22 +87,19 @@ class Classifier:
     self.batch_size = -(-self.batch_size // devices.size) * devices.size
     self.model = model_lib.AlexNet(**self.config.model)
     self.image_size = self.config.data.image_size
-    self.compiles = 0  # traces of the forward pass: one per (batch shape, dtype)
+    self.compiles = 0  # traces of the forward pass: one per batch shape
 
     def forward(params, images_BHWC):
       self.compiles += 1
-      if images_BHWC.dtype == jnp.uint8:
-        images_BHWC = model_lib.standardize(images_BHWC)
-      return self.model.apply({'params': params}, images_BHWC, train=False)
+      return self.model.apply({'params': params}, model_lib.standardize(images_BHWC), train=False)
     self._forward = jax.jit(forward, out_shardings=self._batch_sharding)
 
   def logits(self, images_BHWC) -> np.ndarray:
-    """Logits [B, K] of images [B, S, S, 3]: uint8 pixels, or float32 already standardised."""
+    """Logits [B, K] of uint8 images [B, S, S, 3], standardised as in training."""
     images_BHWC = np.asarray(images_BHWC)
-    if images_BHWC.ndim != 4 or images_BHWC.shape[-1] != 3:
-      raise ImageError(f'images of shape {images_BHWC.shape}: expected [batch, height, width, 3].')
-    if images_BHWC.dtype != np.uint8:
-      images_BHWC = images_BHWC.astype(np.float32)
+    if images_BHWC.ndim != 4 or images_BHWC.shape[-1] != 3 or images_BHWC.dtype != np.uint8:
+      raise ImageError(f'images of {images_BHWC.dtype} {images_BHWC.shape}: expected uint8 '
+                       '[batch, height, width, 3] pixels.')
     count, out = images_BHWC.shape[0], []
     for start in range(0, count, self.batch_size):
       chunk = images_BHWC[start:start + self.batch_size]

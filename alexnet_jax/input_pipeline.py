@@ -6,14 +6,14 @@ Contract used by train.py (all sources):
       {'image': uint8 [b, S, S, 3], 'label': int32 [b], 'lighting': float32 [b, 3]},
       b = batch_size // process_count; images are decoded, cropped, resized and flipped, not
       normalised: model.standardize adds 'lighting' (the PCA offset, [0, 1] scale) and normalises
-      on the device. The synthetic source yields float32 standardised images and no 'lighting';
-      the batch for step s is a function of (seed, s) only, so a run resumed at start_step
-      sees exactly the batches of the run that was never interrupted.
+      on the device. The batch for step s is a function of (seed, s) only, so a run resumed at
+      start_step sees exactly the batches of the run that was never interrupted.
   create_eval_iterator(data_config, *, seed, num_classes) -> iterable of
       {'image': uint8 [b, S, S, 3] or [b, crops, S, S, 3], 'label': int32 [b], 'mask': bool [b]};
       every process yields the same number of batches; padding rows have mask False.
-num_classes is model.num_classes: the synthetic source draws that many classes; the real
-sources report their own count and train.py checks that the two agree.
+num_classes is model.num_classes: the synthetic source draws that many classes (uint8 class
+templates plus noise; 'lighting' all zeros); the real sources report their own count and train.py
+checks that the two agree.
 
 Real sources are index-addressable: global position t of the example stream is example
 index_shuffle(t mod N, seed, epoch t div N), step s holds positions s*B .. s*B+B-1 and process p its
@@ -55,7 +55,7 @@ def _local_batch_size(batch_size: int) -> int:
 
 
 def _synthetic_examples(data_config, seed: int, first: int, count: int, num_classes: int):
-  """Examples first..first+count-1 of a learnable synthetic set: class template plus noise.
+  """Examples first..first+count-1 of a learnable synthetic set: uint8 class template plus noise.
 
   Each example is drawn from (seed, its global index) alone, so any process count sees the same set.
   """
@@ -67,7 +67,8 @@ def _synthetic_examples(data_config, seed: int, first: int, count: int, num_clas
   reps = -(-size // 8)
   templates = coarse[labels].repeat(reps, axis=1).repeat(reps, axis=2)[:, :size, :size]
   noise = np.stack([rng.normal(size=(size, size, 3)) for rng in rngs])
-  images = (templates + noise).astype(np.float32)
+  # Pixels as a decoded photo has them; 40 levels per unit clip 2% of them at 0 and 255.
+  images = np.clip(np.rint(128 + 40 * (templates + noise)), 0, 255).astype(np.uint8)
   return images, labels.astype(np.int32)
 
 
@@ -80,7 +81,7 @@ def _synthetic_train(data_config, seed, num_classes, start_step):
   step = start_step
   while True:
     images, labels = pool[step % SYNTHETIC_POOL_BATCHES]
-    yield {'image': images, 'label': labels}
+    yield {'image': images, 'label': labels, 'lighting': np.zeros((local, 3), np.float32)}
     step += 1
 
 
@@ -254,7 +255,7 @@ def image_batches(items, *, size: int, batch_size: int) -> Iterator[tuple]:
     array = np.asarray(item)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
       raise DataError(f'an image array of {array.dtype} {array.shape}: give uint8 [height, width, '
-                      '3] pixels, or use Classifier.logits for standardised float32 images.')
+                      '3] pixels.')
     values.append(tf.io.encode_png(array).numpy())  # lossless: decoded as a PNG file would be
   if not values:
     return

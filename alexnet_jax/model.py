@@ -26,15 +26,16 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 def standardize(images, lighting_B3=None):
   """uint8 images [B, ..., H, W, 3] -> float32 standardised, with the PCA lighting offset if given.
 
-  The input pipeline ships uint8 (4x fewer bytes, no float work on the host); float images are
-  taken as already standardised and returned unchanged.
+  Every source ships uint8 (4x fewer bytes, no float work on the host); AlexNet takes the result.
   """
   if images.dtype != jnp.uint8:
-    return images
+    raise TypeError(f'standardize takes uint8 pixels, not {images.dtype}: the input contract of '
+                    'input_pipeline.py.')
   x = images.astype(jnp.float32) / 255.0
   if lighting_B3 is not None:  # per-image RGB offset on the [0, 1] scale
     x = x + lighting_B3.reshape(lighting_B3.shape[:1] + (1,) * (x.ndim - 2) + (3,))
   return (x - jnp.asarray(IMAGENET_MEAN_RGB)) / jnp.asarray(IMAGENET_STD_RGB)
+
 
 class ConvLayer(NamedTuple):
   """One convolution of the trunk and what follows it."""
@@ -187,7 +188,8 @@ class SplitDense(nn.Module):
 
 
 class AlexNet(nn.Module):
-  """AlexNet; fields are the model.* config keys, None takes the variant's own value.
+  """AlexNet on standardised images (standardize's output); fields are the model.* config keys,
+  None takes the variant's own value.
 
   model_axis / model_shards are set by the parallel step only: the classifier then holds its
   1/model_shards slice of FC6-FC8 and gathers conv features over model_axis.

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from alexnet_jax import inference
+from alexnet_jax import model as model_lib
 from alexnet_jax.tools import import_torchvision as importer
 from conftest import error_line
 from conftest import run_module
@@ -31,9 +32,10 @@ def test_logits_equal_pytorchs_on_the_same_standardised_input(imported):
   clf = inference.load(workdir)
   assert clf.config.model.variant == 'torchvision' and clf.config.data.image_size == 224
   assert clf.class_names == [f'class {i}' for i in range(10)]
-  images_BHWC = np.random.default_rng(0).normal(size=(3, 224, 224, 3)).astype(np.float32)
+  images_BHWC = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+  standardised = np.asarray(model_lib.standardize(images_BHWC))  # torchvision's ToTensor, Normalize
   with torch.no_grad():
-    expected = net(torch.from_numpy(images_BHWC.transpose(0, 3, 1, 2))).numpy()
+    expected = net(torch.from_numpy(standardised.transpose(0, 3, 1, 2))).numpy()
   got = clf.logits(images_BHWC)
   assert np.max(np.abs(got - expected)) / np.max(np.abs(expected)) < 1e-4
 

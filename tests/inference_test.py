@@ -45,7 +45,7 @@ def test_bad_paths_and_steps_name_the_problem(trained_run, tmp_path):
     inference.load(workdir, step=4)
 
 
-def test_logits_standardise_uint8_as_training_and_take_float_as_standardised(trained_run):
+def test_logits_standardise_uint8_as_training_and_refuse_float_images(trained_run):
   clf = inference.load(trained_run[0])
   images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
   model = model_lib.AlexNet(**clf.config.model)
@@ -53,7 +53,8 @@ def test_logits_standardise_uint8_as_training_and_take_float_as_standardised(tra
   standardised = np.asarray(model_lib.standardize(images))
   expected = np.asarray(model.apply({'params': params}, standardised, train=False))
   np.testing.assert_allclose(clf.logits(images), expected, rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(clf.logits(standardised), expected, rtol=1e-5, atol=1e-5)
+  with pytest.raises(inference.ImageError, match=r'float32 \(5, 64, 64, 3\): expected uint8'):
+    clf.logits(standardised)  # not taken as already standardised
 
 
 def test_predict_reads_files_and_arrays_as_evaluation_does(trained_run):

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from alexnet_jax import data_sources
 from alexnet_jax import input_pipeline
+from alexnet_jax import model as model_lib
 from alexnet_jax.data_sources import DataError
 from conftest import data_config
 from conftest import write_photos
@@ -149,9 +150,35 @@ def test_unknown_dataset_name(tmp_path):
                                     num_classes=2)
 
 
-def test_synthetic_source_still_works():
+def test_synthetic_source_ships_what_the_real_sources_ship():
+  """uint8 pixels, int32 labels and a zero lighting offset, standardised as any photo is."""
   config = data_config(name='synthetic')
   batch = next(input_pipeline.create_train_iterator(config, seed=0, num_classes=5))
-  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.float32
-  assert sum(b['mask'].sum() for b in input_pipeline.create_eval_iterator(
-      config, seed=0, num_classes=5)) == input_pipeline.SYNTHETIC_EVAL_EXAMPLES
+  assert batch['image'].shape == (4, 16, 16, 3) and batch['image'].dtype == np.uint8
+  assert batch['label'].dtype == np.int32 and set(batch['label']) <= set(range(5))
+  np.testing.assert_array_equal(batch['lighting'], np.zeros((4, 3), np.float32))
+  assert batch['lighting'].dtype == np.float32
+  assert len(np.unique(batch['image'])) > 100  # pixels, not a few levels
+  mean, std = np.array(model_lib.IMAGENET_MEAN_RGB), np.array(model_lib.IMAGENET_STD_RGB)
+  np.testing.assert_allclose(model_lib.standardize(batch['image'], batch['lighting']),
+                             (batch['image'] / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+  evaluation = list(input_pipeline.create_eval_iterator(config, seed=0, num_classes=5))
+  assert all(b['image'].dtype == np.uint8 and 'lighting' not in b for b in evaluation)
+  assert sum(b['mask'].sum() for b in evaluation) == input_pipeline.SYNTHETIC_EVAL_EXAMPLES
+
+
+def test_synthetic_batches_depend_on_seed_and_step_only(monkeypatch):
+  """The global batch is the same for any process count, and a resumed run sees the same batches."""
+  config = data_config(name='synthetic')
+  full = take(input_pipeline.create_train_iterator(config, seed=1, num_classes=5), 7)
+  resumed = take(input_pipeline.create_train_iterator(config, seed=1, num_classes=5,
+                                                      start_step=5), 2)
+  for a, b in zip(full[5:], resumed):
+    for key in ('image', 'label', 'lighting'):
+      np.testing.assert_array_equal(a[key], b[key])
+  halves = []
+  for index in (0, 1):
+    as_processes(monkeypatch, index, 2)
+    halves.append(next(input_pipeline.create_train_iterator(config, seed=1, num_classes=5)))
+  for key in ('image', 'label', 'lighting'):
+    np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), full[0][key])

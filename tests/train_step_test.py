@@ -7,6 +7,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from alexnet_jax import model as model_lib
 from alexnet_jax import parallel
 from alexnet_jax import train_step as step_lib
 from alexnet_jax.model import AlexNet
@@ -21,13 +22,17 @@ def _mesh(data, model):
 
 
 def _batch(seed=0, n=BATCH):
-  """Images = a coarse per-class pattern + noise, so that the labels can be learnt."""
+  """A train batch as the input pipeline ships it: uint8 pixels whose standardised values are a
+  coarse per-class pattern + noise (so that the labels can be learnt), and PCA lighting offsets."""
   rng = np.random.default_rng(seed)
   labels = rng.integers(0, NUM_CLASSES, n)
   patterns = np.random.default_rng(123).normal(size=(NUM_CLASSES, 8, 8, 3))
-  images = patterns[labels].repeat(SIZE // 8, 1).repeat(SIZE // 8, 2)
-  images = images + 0.5 * rng.normal(size=(n, SIZE, SIZE, 3))
-  return {'image': images.astype(np.float32), 'label': labels.astype(np.int32)}
+  values = patterns[labels].repeat(SIZE // 8, 1).repeat(SIZE // 8, 2)
+  values = values + 0.5 * rng.normal(size=(n, SIZE, SIZE, 3))
+  mean, std = np.array(model_lib.IMAGENET_MEAN_RGB), np.array(model_lib.IMAGENET_STD_RGB)
+  return {'image': np.clip(np.rint(255 * (mean + std * values)), 0, 255).astype(np.uint8),
+          'label': labels.astype(np.int32),
+          'lighting': rng.normal(scale=0.02, size=(n, 3)).astype(np.float32)}
 
 
 def _paper_sgd(lr=0.01):
@@ -128,9 +133,11 @@ def test_eval_counts_real_examples_only(mesh_shape):
   evaluate = step_lib.make_eval_step(model, mesh, specs.params)
   batch = _batch()
   mask = np.arange(BATCH) < 11
-  sums = evaluate(state.params, parallel.global_batch(mesh, dict(batch, mask=mask)))
+  sums = evaluate(state.params, parallel.global_batch(
+      mesh, dict(image=batch['image'], label=batch['label'], mask=mask)))
   assert int(sums['count']) == 11
-  logits = model.apply({'params': jax.device_get(state.params)}, batch['image'][:11])
+  logits = model.apply({'params': jax.device_get(state.params)},
+                       model_lib.standardize(batch['image'][:11]))
   want = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'][:11]).sum()
   np.testing.assert_allclose(float(sums['loss']), float(want), rtol=1e-4)
 
@@ -148,10 +155,11 @@ def test_ten_crop_eval_averages_the_crops_probabilities(mesh_shape):
   state, specs = step_lib.create_train_state(model, _paper_sgd(), mesh, image_size=SIZE, seed=0)
   params = jax.device_get(state.params)
   batch = _batch()
-  images = batch['image'][:, None] + np.random.default_rng(2).normal(
-      size=(BATCH, 10, SIZE, SIZE, 3)).astype(np.float32)
+  noise = np.random.default_rng(2).normal(scale=40, size=(BATCH, 10, SIZE, SIZE, 3))
+  images = np.clip(np.rint(batch['image'][:, None] + noise), 0, 255).astype(np.uint8)
   host_logits = lambda: np.asarray(model.apply(
-      {'params': params}, images.reshape(-1, SIZE, SIZE, 3)), np.float64).reshape(BATCH, 10, -1)
+      {'params': params}, model_lib.standardize(images.reshape(-1, SIZE, SIZE, 3))),
+      np.float64).reshape(BATCH, 10, -1)
   # FC8 rescaled so that the logits lose their input-independent part and spread 3: crops then
   # disagree, and the mean of their probabilities is far from the softmax of their mean logits
   # or of one crop (checked at the end).
@@ -195,22 +203,25 @@ def test_ten_crop_loss_stays_finite_when_a_class_probability_underflows():
   assert float(sums['top1']) == 0.0
 
 
-def test_uint8_images_are_standardised_on_device():
+def test_uint8_images_are_standardised_on_device_and_float_images_refused():
   images = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 3)).astype(np.uint8)
   lighting = np.array([[0.1, 0.0, -0.1], [0.0, 0.0, 0.0]], np.float32)
-  from alexnet_jax import model as model_lib
   got = model_lib.standardize(jnp.asarray(images), jnp.asarray(lighting))
   mean, std = np.array(model_lib.IMAGENET_MEAN_RGB), np.array(model_lib.IMAGENET_STD_RGB)
   want = (images / 255.0 + lighting[:, None, None, :] - mean) / std
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(TypeError, match='uint8 pixels, not float32'):  # not passed through as-is
+    model_lib.standardize(jnp.asarray(want, jnp.float32))
 
 
 @pytest.mark.parametrize('variant', ['paper', 'torchvision'])
 def test_one_small_batch_is_overfitted(variant):
   # Adam and no dropout: memorising 8 examples tests the step, not the paper's slow SGD start.
+  # At 3e-4 the paper variant's loss jumps back up around step 50: whether it ends below 10% of
+  # the first depends on the pixels' last bits. At 1e-4 it falls steadily to under 1%.
   model = AlexNet(variant=variant, num_classes=NUM_CLASSES, fc_width=256, dropout_rate=0.0)
   mesh = _mesh(2, 2)
-  tx = optax.adam(3e-4)
+  tx = optax.adam(1e-4)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=SIZE, seed=0)
   train = step_lib.make_train_step(model, tx, mesh, specs, seed=0)
   batch = parallel.global_batch(mesh, _batch(n=8))

@@ -3,16 +3,17 @@
   python -m alexnet_jax.tools.benchmark [--batch 64] [--forward_batch 128] [--image_size 224]
       [--modes train,train_bf16,forward] [--steps 5] [--rounds 5] [--json PATH]
 
-Both run torchvision's AlexNet layout (61,100,840 parameters) on one fixed synthetic batch, one
-row (mode) after another. 'train': the fp32 train step exactly as the CLI builds it (jit(shard_map),
-donated state, 1x1 mesh of the default CPU device, all cores; alexnet_jax.xla_flags, which
-XLA_FLAGS from the caller override) against a PyTorch model + SGD step (momentum 0.9, the same
-weight decay, all cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu',
-dtype=torch.bfloat16). 'forward': the eval step (fp32, --forward_batch) against a no_grad forward.
-Each framework is a worker process (tools/workers.py), taking turns of --steps steps, the order
-swapped every round; figures are medians over rounds, the ratio that of the rounds' ratios. MFU (train): training FLOP/s over a jitted fp32 4096^2 matmul.
-First steps count from the worker's launch; the JAX workers share a fresh compilation cache, and
-for 'train' a second worker of each framework, started after the first, gives the warm start.
+Both run torchvision's AlexNet layout (61,100,840 parameters) on one fixed batch of uint8 pixels,
+one mode after another. 'train': the fp32 train step as the CLI builds it (jit(shard_map), donated
+state, 1x1 mesh of the default CPU device, all cores; alexnet_jax.xla_flags, which XLA_FLAGS from
+the caller override) against a PyTorch model + SGD step (momentum 0.9, the same weight decay, all
+cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu', dtype=torch.bfloat16).
+'forward': the eval step (fp32, --forward_batch) against a no_grad forward. Each framework is a
+worker process (tools/workers.py), taking turns of --steps steps, the order swapped every round;
+figures are medians over rounds, the ratio that of the rounds' ratios. MFU (train): training FLOP/s
+over a jitted fp32 4096^2 matmul. First steps count from the worker's launch; the JAX workers share
+a fresh compilation cache, and for 'train' a second worker of each, started after the first, gives
+the warm start.
 """
 import json
 import os
@@ -21,6 +22,7 @@ import statistics
 import tempfile
 import time
 
+import numpy as np
 from absl import app, flags
 
 from alexnet_jax import cli
@@ -60,11 +62,11 @@ def train_flops_per_image(image_size: int) -> float:
   return flops + sum(2 * 3 * fan_in * fan_out for fan_in, fan_out in DENSE)
 
 
-def _synthetic(batch: int, image_size: int):
-  import numpy as np  # pylint: disable=g-import-not-at-top
+def _synthetic(batch: int, image_size: int) -> dict:
+  """One fixed batch as the input pipeline ships it: uint8 pixels, int32 labels."""
   rng = np.random.default_rng(0)
-  images = rng.standard_normal((batch, image_size, image_size, 3), np.float32)
-  return images, rng.integers(0, NUM_CLASSES, batch).astype(np.int32)
+  return {'image': rng.integers(0, 256, (batch, image_size, image_size, 3), np.uint8),
+          'label': rng.integers(0, NUM_CLASSES, batch).astype(np.int32)}
 
 
 def jax_worker(batch: int, image_size: int, mode: str):
@@ -73,8 +75,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
   from alexnet_jax import xla_flags
   xla_flags.apply()  # before jax is imported
   import jax
-  from alexnet_jax import compile_cache, model as model_lib, optim, parallel
-  from alexnet_jax import train_step as step_lib
+  from alexnet_jax import compile_cache, optim, parallel, train_step as step_lib
 
   os.environ.pop('JAX_COMPILATION_CACHE_DIR', None)  # cold and warm: this run's own fresh cache
   compile_cache.enable(FLAGS.cache_dir)
@@ -87,14 +88,14 @@ def jax_worker(batch: int, image_size: int, mode: str):
   model = model_lib.AlexNet(**config.model)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=image_size,
                                              seed=config.seed)
-  images, labels = _synthetic(batch, image_size)
+  host = _synthetic(batch, image_size)
   if mode == 'forward':
     evaluate = step_lib.make_eval_step(model, mesh, specs.params)
-    data = parallel.global_batch(mesh, {'image': images, 'label': labels, 'mask': labels >= 0})
+    data = parallel.global_batch(mesh, dict(host, mask=host['label'] >= 0))
     step = lambda state, data: (state, evaluate(state.params, data))
   else:
     step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed)
-    data = parallel.global_batch(mesh, {'image': images, 'label': labels})
+    data = parallel.global_batch(mesh, dict(host, lighting=np.zeros((batch, 3), np.float32)))
   holder = [state]
 
   def run(steps: int):  # dispatch only; one wait at the end
@@ -120,8 +121,7 @@ def torch_alexnet(torch):
   nn, layers, channels = torch.nn, [], 3
   for layer in CONVS:
     layers += [nn.Conv2d(channels, layer.features, layer.kernel, layer.stride, layer.padding),
-               nn.ReLU(inplace=True)]
-    layers += [nn.MaxPool2d(3, 2)] if layer.pool else []
+               nn.ReLU(inplace=True)] + ([nn.MaxPool2d(3, 2)] if layer.pool else [])
     channels = layer.features
   layers += [nn.AdaptiveAvgPool2d((6, 6)), nn.Flatten()]
   for i, (fan_in, fan_out) in enumerate(DENSE):
@@ -140,9 +140,10 @@ def torch_worker(batch: int, image_size: int, mode: str):
   model = torch_alexnet(torch).train(mode != 'forward')
   opt = torch.optim.SGD(model.parameters(), lr=opt_config.learning_rate,
                         momentum=opt_config.momentum, weight_decay=opt_config.weight_decay)
-  images, labels = _synthetic(batch, image_size)
-  x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-  y = torch.from_numpy(labels).long()
+  host = _synthetic(batch, image_size)
+  mean, std = (torch.tensor(v) for v in (model_lib.IMAGENET_MEAN_RGB, model_lib.IMAGENET_STD_RGB))
+  x = ((torch.from_numpy(host['image']) / 255.0 - mean) / std).permute(0, 3, 1, 2).contiguous()
+  y = torch.from_numpy(host['label']).long()
   precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=mode == 'train_bf16')
 
   def run(steps: int):
@@ -220,9 +221,8 @@ def summarise(mode: str, times, infos) -> dict:
   if 'jax' in infos and 'torch' in infos:
     ratios = [j / t for j, t in zip(result['jax']['images_per_sec_rounds'],
                                     result['torch']['images_per_sec_rounds'])]
-    cpu_ms = result['torch']['cpu_ms_per_image'], result['jax']['cpu_ms_per_image']
-    result.update(ratio=statistics.median(ratios), ratio_rounds=ratios,
-                  cpu_time_ratio=cpu_ms[0] / cpu_ms[1])
+    result.update(ratio=statistics.median(ratios), ratio_rounds=ratios, cpu_time_ratio=(
+        result['torch']['cpu_ms_per_image'] / result['jax']['cpu_ms_per_image']))
   return result
 
 

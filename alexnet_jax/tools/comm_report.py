@@ -105,14 +105,12 @@ def _forward_flops(model, params, image_size: int) -> float:
 
 
 def _batch_shapes(data_config, mesh) -> dict:
-  """What the input pipeline feeds: uint8 images and PCA lighting offsets (float32 if synthetic)."""
+  """What every source feeds: uint8 images, labels and PCA lighting offsets (input_pipeline.py)."""
   on_batch = NamedSharding(mesh, P(parallel.BATCH_AXES))
   batch, size = data_config.batch_size, data_config.image_size
 
   def shape(dims, dtype):
     return jax.ShapeDtypeStruct(dims, dtype, sharding=on_batch)
-  if data_config.name == 'synthetic':
-    return {'image': shape((batch, size, size, 3), np.float32), 'label': shape((batch,), np.int32)}
   return {'image': shape((batch, size, size, 3), np.uint8), 'label': shape((batch,), np.int32),
           'lighting': shape((batch, 3), np.float32)}
 
