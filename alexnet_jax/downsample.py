@@ -84,8 +84,8 @@ def downsampled_source(source: Source, *, side: int, data_dir: str = '') -> Sour
   """`source` read from a copy of side x side JPEGs: the central square, shorter side resized.
 
   The paper trained on such a copy at 256 (random 224 crops of it): per epoch a 256x256 JPEG is
-  decoded instead of the full image, about a third of the bytes. The copy is written once (about
-  230-260 ImageNet-sized images/s per core), keyed by the source's fingerprint (the split as
+  decoded instead of the full image, about a third of the bytes. The copy is written once (its
+  rate: README 'Input pipeline speed'), keyed by the source's fingerprint (the split as
   named, e.g. 'train[:90%]', and the dataset's files) and `side`, under
   <data_dir>/alexnet_jax_downsampled/ (~/tensorflow_datasets/ for a gs:// data_dir: the copy is
   read by memory map, from a local disk); it is moved into place only when complete. Copies of

@@ -134,8 +134,9 @@ class Conv(nn.Module):
   """2D convolution with nn.Conv's parameters; groups run as separate convolutions.
 
   The kernel is [k, k, C_in / groups, F] as for feature_group_count, but XLA:CPU runs a grouped
-  convolution about 8x slower than the same groups as separate convolutions (measured on
-  conv2's shapes), so each group is its own convolution and the outputs are concatenated.
+  convolution several times slower than the same groups as separate convolutions (conv2's
+  shapes; README 'Train-step speed against PyTorch'), so each group is its own convolution and
+  the outputs are concatenated.
   """
   features: int
   kernel: int

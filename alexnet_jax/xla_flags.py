@@ -12,8 +12,8 @@ import os
 
 FLAGS = {
     # XLA:CPU hands dots (the classifier's matmuls and their gradients) to YNNPACK instead of
-    # Eigen: AlexNet's train step from 46-47 to 59 img/s at batch 64, 224x224 on 2 cores. The
-    # fusion types individual_convolution, eltwise and reduce were slower here (21-27 vs 30).
+    # Eigen: a faster train step on CPU; the fusion types individual_convolution, eltwise and
+    # reduce made it slower (README 'Train-step speed against PyTorch' has the measurements).
     # Results differ from Eigen's in the last bits (another summation order).
     'xla_cpu_experimental_ynn_fusion_type': 'dot',
 }

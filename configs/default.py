@@ -40,8 +40,8 @@ def get_config():
       eval_crops=1,  # 1: centre crop | 10: the paper's four corners + centre and their mirrors
       on_corrupt='error',  # 'error' | 'skip' (counted in the log)
       # True: train and evaluate on a copy down-sampled as in the paper (central square, shorter
-      # side 256/224 x image_size: 256 for 224), written once under data_dir; about 2.5x faster
-      # input pipeline per epoch. The 'inception' crop then samples within that square.
+      # side 256/224 x image_size: 256 for 224), written once under data_dir; a faster input
+      # pipeline (README 'Input pipeline speed'). The 'inception' crop then samples within it.
       downsample=False,
       # classes > 0 with name='imagenet2012': a generated ImageNet of that many classes (the first
       # synsets; alexnet_jax/fake_imagenet.py), written and prepared on first use; empty manual_dir/data_dir
