@@ -127,7 +127,7 @@ def test_corrupt_latest_is_reported_and_the_newest_good_one_used(run_copy, damag
   with caplog.at_level(logging.WARNING):
     state = ckpts.restore_latest(abstract_state(config))
   assert int(state.step) == 2
-  assert any(f'checkpoints/3 is corrupt' in r.getMessage() for r in caplog.records)
+  assert any('checkpoints/3 is corrupt' in r.getMessage() for r in caplog.records)
   assert os.path.isdir(os.path.join(workdir, checkpoint.CORRUPT_DIR, '3'))  # kept, moved aside
   ckpts.save(3, state.replace(step=jnp.full_like(state.step, 3)))  # the step number is free again
   ckpts.close()

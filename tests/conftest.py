@@ -1,6 +1,7 @@
 """8 virtual CPU devices and the production XLA flags for every test (set before jax is imported
 anywhere); shared fixtures and helpers: photo folders, tiny configs, CLI runs."""
 import atexit
+import importlib
 import os
 import shutil
 import socket
@@ -159,8 +160,8 @@ def gcs_emulator():
   """{env variables} pointing gcsfs and tensorstore at a fresh in-memory Cloud Storage emulator
   (tests/gcs_emulator.py) that has GCS_BUCKET; set in os.environ too while the module runs."""
   try:
-    import gcp_storage_emulator  # pylint: disable=g-import-not-at-top,unused-import
-    import gcsfs  # pylint: disable=g-import-not-at-top,unused-import
+    for name in ('gcp_storage_emulator', 'gcsfs'):  # the server's, and gs:// paths' (paths.py)
+      importlib.import_module(name)
     from google.auth.credentials import AnonymousCredentials  # pylint: disable=g-import-not-at-top
     from google.cloud import storage  # pylint: disable=g-import-not-at-top
   except ImportError as e:

@@ -9,8 +9,6 @@ import os
 import shutil
 import signal
 
-import pytest
-
 from alexnet_jax import paths
 from conftest import write_photos
 from tests import resume_test

@@ -8,8 +8,6 @@ import subprocess
 import sys
 import tempfile
 
-import pytest
-
 from alexnet_jax import paths
 from conftest import tiny_flags
 from tests import fake_gcloud

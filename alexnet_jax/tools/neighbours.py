@@ -24,7 +24,6 @@ from absl import flags
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from alexnet_jax import checkpoint
 from alexnet_jax import cli
 from alexnet_jax import inference
 from alexnet_jax import input_pipeline
