@@ -33,7 +33,7 @@ def test_logits_equal_pytorchs_on_the_same_standardised_input(imported):
   assert clf.config.model.variant == 'torchvision' and clf.config.data.image_size == 224
   assert clf.class_names == [f'class {i}' for i in range(10)]
   images_BHWC = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
-  standardised = np.asarray(model_lib.standardize(images_BHWC))  # torchvision's ToTensor, Normalize
+  standardised = np.array(model_lib.standardize(images_BHWC))  # torchvision's ToTensor, Normalize
   with torch.no_grad():
     expected = net(torch.from_numpy(standardised.transpose(0, 3, 1, 2))).numpy()
   got = clf.logits(images_BHWC)
