@@ -73,7 +73,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
   """(run(steps), matmul() or None, info): the CLI's train or eval step on a 1x1 mesh."""
   # pylint: disable=g-import-not-at-top
   from alexnet_jax import xla_flags
-  xla_flags.apply()  # before jax is imported
+  xla_flags.apply()  # before jax initialises its backend (imports alone do not)
   import jax
   from alexnet_jax import compile_cache, optim, parallel, train_step as step_lib
 
