@@ -27,6 +27,21 @@ def test_train_flops_match_torchvision_macs():
                                                                rel=1e-3)
 
 
+def test_the_step_and_the_benchmark_import_without_tensorflow():
+  # An accelerator machine may have jax, flax, optax and torch but no TensorFlow (README, GPU).
+  code = ("import sys; sys.modules['tensorflow'] = sys.modules['tensorflow_datasets'] = None\n"
+          "from alexnet_jax.tools import benchmark\n"
+          "from alexnet_jax import cli, compile_cache, model, optim, parallel, train_step\n"
+          "benchmark.jax_worker\n"
+          "import alexnet_jax.input_pipeline")  # the data pipeline does need it: the check bites
+  done = subprocess.run([sys.executable, '-c', code], cwd=workers.ROOT, capture_output=True,
+                        text=True, timeout=300)
+  # Lines 1-4 ran; the first failing line is the pipeline's, and it fails on TensorFlow.
+  assert done.returncode == 1 and 'File "<string>", line 5, in <module>' in done.stderr, (
+      done.stderr[-2000:])
+  assert done.stderr.strip().endswith('import of tensorflow halted; None in sys.modules')
+
+
 def test_benchmark_writes_every_figure_of_every_row(tmp_path):
   pytest.importorskip('torch')
   path = tmp_path / 'bench.json'
