@@ -1,6 +1,9 @@
 """8 virtual CPU devices and the production XLA flags for every test (set before jax is imported
-anywhere); shared fixtures and helpers: photo folders, tiny configs, CLI runs."""
+anywhere); shared fixtures and helpers: photo folders, tiny configs and runs, abstract states,
+workdir snapshots, CLI runs in the foreground and in the background."""
 import atexit
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -114,6 +117,117 @@ def tiny_folder_config(data_root, tfds_dir, **overrides):
       'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
 
 
+def checkpoint_config(**overrides):
+  """tiny_config at batch 8 with 8 classes, 3 steps, a log point each step, a save every 2 (keep 3):
+  the checkpoint and fault tests' run, ~0.1 s a step."""
+  return tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
+                        'log_every_steps': 1, 'checkpoint.every_steps': 2, 'checkpoint.keep': 3,
+                        **overrides})
+
+
+def train_parts(config, devices=None):
+  """(mesh, tx, model) as train_and_evaluate builds them, on the given devices."""
+  from alexnet_jax import model as model_lib  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import optim  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import parallel  # pylint: disable=g-import-not-at-top
+  mesh = parallel.make_mesh(config.mesh, devices=devices)
+  schedule = optim.make_schedule(config.optimizer, steps_per_epoch=4,
+                                 total_steps=config.total_steps)
+  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.AlexNet(**config.model)
+
+
+def abstract_state(config, devices=None):
+  """The TrainState as ShapeDtypeStructs placed on the mesh: nothing computed or compiled."""
+  from alexnet_jax import train_step  # pylint: disable=g-import-not-at-top
+  mesh, tx, model = train_parts(config, devices)
+  return train_step.abstract_train_state(model, tx, mesh, image_size=config.data.image_size,
+                                         seed=config.seed)[0]
+
+
+def snapshot(root):
+  """{path: (size, mtime_ns, sha1)} of every file under root."""
+  result = {}
+  for folder, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, 'rb') as f:
+        digest = hashlib.sha1(f.read()).hexdigest()
+      stat = os.stat(path)
+      result[path] = (stat.st_size, stat.st_mtime_ns, digest)
+  return result
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def main_command(workdir, **values) -> list[str]:
+  """python -m alexnet_jax.main on configs/default.py with values as --config.KEY=VALUE flags."""
+  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
+          f'--workdir={workdir}'] + [f'--config.{key}={value}' for key, value in values.items()]
+
+
+def folder_run_command(workdir, data_root, **overrides) -> list[str]:
+  """main_command of a tiny run on a shuffled folder dataset (write_photos: 36 train images, 4 steps
+  an epoch), dropout on, 12 steps, evaluated every 5, saved every 3 (keep 2)."""
+  tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
+  return main_command(workdir, **{
+      'data.name': f'folder:{data_root}', 'data.data_dir': tfds_dir,
+      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
+      'data.image_size': 64, 'data.batch_size': 8, 'model.num_classes': 4, 'model.fc_width': 64,
+      'total_steps': 12, 'log_every_steps': 1, 'eval_every_steps': 5,
+      'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+
+
+def start(command, log_path, env=None):
+  """Starts command in the repository root with the session's compilation cache, its output to
+  log_path (a file, not a pipe: absl logs a lot); env as run_module's."""
+  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
+         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
+  env = {key: value for key, value in env.items() if value is not None}
+  with open(log_path, 'w') as log:
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until(process, done, what, log_path, timeout=300):
+  """Polls done() until it is true; kills the process and fails with its log's tail if it exits
+  or the timeout passes first."""
+  deadline = time.time() + timeout
+  while not done():
+    if process.poll() is not None or time.time() > deadline:
+      process.kill()
+      with open(log_path) as f:
+        raise AssertionError(f'no {what} (exit {process.poll()}):\n{f.read()[-3000:]}')
+    time.sleep(0.05)
+
+
+def finish(process, log_path, timeout=300):
+  """(exit status, log text) once the process ends; killed if it runs past timeout."""
+  try:
+    code = process.wait(timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    raise
+  with open(log_path) as f:
+    return code, f.read()
+
+
+def metrics_records(workdir, *, being_written=False):
+  """The records of workdir/metrics.jsonl, each line read strictly; being_written: but a line
+  being written (or torn by a kill), and none before the file exists."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not being_written:
+    with open(path) as f:
+      return [json.loads(line) for line in f]
+  if not os.path.exists(path):
+    return []
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  return [json.loads(line) for line in lines[:-1] if line.strip()]
+
+
 @pytest.fixture(scope='session')
 def trained_run(tmp_path_factory):
   """(workdir, photos folder): a tiny run trained 6 steps, evaluated and saved at steps 3 and 6."""
@@ -146,12 +260,8 @@ def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
 
 
 GCS_BUCKET = 'bucket'  # tensorstore wants 3+ characters
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
+GCS_EMULATOR_VARIABLES = ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL', 'EPATH_USE_TF',
+                          'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT')
 
 
 @pytest.fixture(scope='module')
@@ -166,13 +276,12 @@ def gcs_emulator():
   except ImportError as e:
     pytest.skip(f'the Cloud Storage emulator cannot be imported ({e}): pip install -r '
                 'requirements-dev.txt')
-  port = _free_port()
+  port = free_port()
   server = subprocess.Popen([sys.executable, os.path.join(REPO, 'tests', 'gcs_emulator.py'),
                              'start', '--host=127.0.0.1', f'--port={port}', '--in-memory'],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   url = f'http://127.0.0.1:{port}'
-  env = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url, 'EPATH_USE_TF': 'false',
-         'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
+  env = dict(zip(GCS_EMULATOR_VARIABLES, (url, url, 'false', 'false')))
   saved = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
   try:

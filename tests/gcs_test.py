@@ -12,10 +12,13 @@ import signal
 import pytest
 
 from alexnet_jax import paths
+from conftest import GCS_BUCKET as BUCKET
+from conftest import finish
+from conftest import folder_run_command
+from conftest import run_module
+from conftest import start
+from conftest import wait_until
 from conftest import write_photos
-from tests import resume_test
-from tests.conftest import GCS_BUCKET as BUCKET
-from tests.conftest import run_module
 
 
 def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
@@ -56,19 +59,18 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
   data = str(tmp_path / 'photos')
   write_photos(data, formats=('jpg', 'png'))
-  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', str(tmp_path / 'cache'))
   local, remote = str(tmp_path / 'local'), f'gs://{BUCKET}/run'
   log = tmp_path / 'local.log'
-  reference = resume_test.start(resume_test.flags(local, data), log, cache, gcs_emulator)
-  code, text = resume_test.finish(reference, log)  # first: it checks the images and compiles
+  reference = start(folder_run_command(local, data), log, gcs_emulator)
+  code, text = finish(reference, log)  # first: it checks the images and compiles
   assert code == 0, text[-3000:]
 
   log = tmp_path / 'run1.log'
-  run = resume_test.start(resume_test.flags(remote, data), log, cache, gcs_emulator)
+  run = start(folder_run_command(remote, data), log, gcs_emulator)
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
-  resume_test.wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
+  wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
   run.send_signal(signal.SIGKILL)
-  code, _ = resume_test.finish(run, log)
+  code, _ = finish(run, log)
   assert code == -signal.SIGKILL
   steps = sorted(int(n) for n in paths.listdir(f'{remote}/checkpoints'))
   complete = [s for s in steps if paths.exists(listed(s))]  # 9 too if the kill came late
@@ -79,8 +81,7 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   paths.write_bytes(damaged, b' ' * paths.size(damaged))
 
   log = tmp_path / 'run2.log'
-  code, text = resume_test.finish(resume_test.start(resume_test.flags(remote, data), log, cache,
-                                                    gcs_emulator), log)
+  code, text = finish(start(folder_run_command(remote, data), log, gcs_emulator), log)
   assert code == 0, text[-3000:]
   assert f'Resumed from {remote}/checkpoints/{complete[0]}.' in text
   assert sorted(int(n) for n in paths.listdir(f'{remote}/corrupt_checkpoints')) == [
