@@ -239,6 +239,19 @@ def trained_run(tmp_path_factory):
   return workdir, photos
 
 
+@pytest.fixture(scope='session')
+def folder_reference_run(tmp_path_factory):
+  """(photos folder, workdir): folder_run_command's 12 steps through the CLI, never interrupted, on
+  write_photos' JPEGs and PNGs: what an interrupted run of the same command must log. Read only."""
+  root = tmp_path_factory.mktemp('folder_reference_run')
+  photos = write_photos(str(root / 'photos'), formats=('jpg', 'png'))
+  workdir, log = str(root / 'reference'), root / 'reference.log'
+  local = dict.fromkeys(GCS_EMULATOR_VARIABLES)  # whether or not gcs_emulator is up
+  code, text = finish(start(folder_run_command(workdir, photos), log, local), log)
+  assert code == 0, text[-3000:]
+  return photos, workdir
+
+
 def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
   """torchvision's AlexNet built from torch.nn under torchvision's module names (its wheel does
   not load beside the CPU torch here), with PyTorch's default initialisation."""

@@ -6,7 +6,6 @@ paths.py (the path layer) has its tests here; they need the emulator and are ski
 """
 import json
 import os
-import shutil
 import signal
 
 import pytest
@@ -18,7 +17,6 @@ from conftest import folder_run_command
 from conftest import run_module
 from conftest import start
 from conftest import wait_until
-from conftest import write_photos
 
 
 def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
@@ -55,15 +53,11 @@ def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
 
-def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_path):
+def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, folder_reference_run,
+                                                            tmp_path):
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
-  data = str(tmp_path / 'photos')
-  write_photos(data, formats=('jpg', 'png'))
-  local, remote = str(tmp_path / 'local'), f'gs://{BUCKET}/run'
-  log = tmp_path / 'local.log'
-  reference = start(folder_run_command(local, data), log, gcs_emulator)
-  code, text = finish(reference, log)  # first: it checks the images and compiles
-  assert code == 0, text[-3000:]
+  data, local = folder_reference_run  # the same command on a local workdir (conftest)
+  remote = f'gs://{BUCKET}/run'
 
   log = tmp_path / 'run1.log'
   run = start(folder_run_command(remote, data), log, gcs_emulator)
@@ -118,4 +112,3 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   assert row['final_top1'] == [last_eval['top1'], 0.0, 1]
   assert paths.read_bytes(f'gs://{BUCKET}/curves.png').startswith(b'\x89PNG')
   assert paths.exists(f'gs://{BUCKET}/report.md')
-  shutil.rmtree(local)
