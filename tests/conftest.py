@@ -272,6 +272,22 @@ def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
   return net.eval()
 
 
+@pytest.fixture(scope='session')
+def imported_torchvision(tmp_path_factory):
+  """(torch module, its .pth, the workdir tools.import_torchvision wrote from it): torchvision's
+  layout with 10 classes and FC layers 64 wide; read only."""
+  import torch  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('torchvision')
+  net = torchvision_alexnet(num_classes=10, width=64)
+  weights = str(root / 'alexnet.pth')
+  torch.save(net.state_dict(), weights)
+  workdir = str(root / 'imported')
+  result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
+                      f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  return net, weights, workdir
+
+
 GCS_BUCKET = 'bucket'  # tensorstore wants 3+ characters
 GCS_EMULATOR_VARIABLES = ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL', 'EPATH_USE_TF',
                           'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT')
