@@ -35,6 +35,10 @@ TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE') or tempfile.mkdtemp(
 if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
   atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
+# Every program, as the CLI caches them (JAX's default skips those compiled in under a second:
+# about 100 small ones a run on 8 devices): a CLI run of a config a test trained in this process
+# then loads all of its programs.
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 
 
 def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
