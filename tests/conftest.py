@@ -2,6 +2,7 @@
 anywhere); shared fixtures and helpers: photo folders, tiny configs and runs, abstract states,
 workdir snapshots, CLI runs in the foreground and in the background."""
 import atexit
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -77,6 +78,13 @@ def run_module(module, *args, env=None, timeout=600):
   env = {key: value for key, value in env.items() if value is not None}
   return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+def run_modules(*calls, env=None, timeout=600) -> list:
+  """run_module(*call) of every call at once, their CompletedProcesses in order: runs that do not
+  depend on each other overlap (most of a short run is one core importing TensorFlow and JAX)."""
+  with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+    return list(pool.map(lambda call: run_module(*call, env=env, timeout=timeout), calls))
 
 
 def error_line(result) -> str:
