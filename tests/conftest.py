@@ -68,16 +68,20 @@ def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
   return root
 
 
+def _cli_environ(env):
+  """This process's variables, the session's cache and then env (a value None unsets one)."""
+  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
+         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
+  return {key: value for key, value in env.items() if value is not None}
+
+
 def run_module(module, *args, env=None, timeout=600):
   """python -m MODULE ARGS in the repository root: a CompletedProcess with text output.
 
   env: variables to set on top of this process's (a value None unsets the variable).
   """
-  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
-         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
-  env = {key: value for key, value in env.items() if value is not None}
-  return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO,
+                        env=_cli_environ(env), capture_output=True, text=True, timeout=timeout)
 
 
 def run_modules(*calls, env=None, timeout=600) -> list:
@@ -120,13 +124,18 @@ def data_config(**overrides):
   return tiny_config(**{f'data.{key}': value for key, value in values.items()}).data
 
 
+def _folder(data_root, tfds_dir) -> dict:
+  """TINY's changes for a folder of photos with 4 classes, held out 10% for eval, batch 8."""
+  return {'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
+          'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
+          'data.batch_size': 8, 'model.num_classes': 4}
+
+
 def tiny_folder_config(data_root, tfds_dir, **overrides):
-  """tiny_config on a folder of photos with 4 classes, held-out 10% for eval, batch 8, 6 steps."""
-  return tiny_config(**{
-      'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
-      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-      'data.batch_size': 8, 'model.num_classes': 4, 'total_steps': 6, 'log_every_steps': 2,
-      'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+  """tiny_config on a folder of photos (_folder), 6 steps, evaluated and saved every 3 (keep 2)."""
+  return tiny_config(**{**_folder(data_root, tfds_dir), 'total_steps': 6, 'log_every_steps': 2,
+                        'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2,
+                        **overrides})
 
 
 def checkpoint_config(**overrides):
@@ -182,25 +191,20 @@ def main_command(workdir, **values) -> list[str]:
 
 
 def folder_run_command(workdir, data_root, **overrides) -> list[str]:
-  """main_command of a tiny run on a shuffled folder dataset (write_photos: 36 train images, 4 steps
-  an epoch), dropout on, 12 steps, evaluated every 5, saved every 3 (keep 2)."""
+  """main_command of TINY on a folder of photos (_folder; write_photos': 36 train images, 4 steps
+  an epoch), dropout on, 12 steps, a log point each, evaluated every 5, saved every 3 (keep 2)."""
   tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
-  return main_command(workdir, **{
-      'data.name': f'folder:{data_root}', 'data.data_dir': tfds_dir,
-      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-      'data.image_size': 64, 'data.batch_size': 8, 'model.num_classes': 4, 'model.fc_width': 64,
-      'total_steps': 12, 'log_every_steps': 1, 'eval_every_steps': 5,
-      'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+  return main_command(workdir, **{**TINY, **_folder(data_root, tfds_dir), 'total_steps': 12,
+                                  'log_every_steps': 1, 'eval_every_steps': 5,
+                                  'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
 
 
 def start(command, log_path, env=None):
   """Starts command in the repository root with the session's compilation cache, its output to
   log_path (a file, not a pipe: absl logs a lot); env as run_module's."""
-  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
-         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
-  env = {key: value for key, value in env.items() if value is not None}
   with open(log_path, 'w') as log:
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, cwd=REPO, env=_cli_environ(env), stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def wait_until(process, done, what, log_path, timeout=300):
