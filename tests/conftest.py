@@ -19,6 +19,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top,wrong-import-position
 from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 xla_flags.apply()  # the flags main.py and the tools run with: the tested step is the shipped one
@@ -36,10 +37,11 @@ TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE') or tempfile.mkdtemp(
 if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
   atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
-# Every program, as the CLI caches them (JAX's default skips those compiled in under a second:
-# about 100 small ones a run on 8 devices): a CLI run of a config a test trained in this process
-# then loads all of its programs.
-os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+# With the CLI's size cap, so that this process keeps the cache's access times as the CLI does: an
+# entry written without one made every later CLI write fail (its eviction pass reads them all).
+# Not the CLI's every-program rule: each write scans the folder, and tests compile thousands of
+# small programs; those over JAX's default second (steps, initialisations) are shared.
+os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(compile_cache.MAX_BYTES))
 
 
 def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
