@@ -1,7 +1,5 @@
 """Checkpoints in one process: keep last N + best, damaged steps, incompatible workdirs, other meshes,
 init_from, the NaN stop. Multi-process, kill -9 and SIGTERM runs are in resume_test.py."""
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -14,61 +12,25 @@ import pytest
 from alexnet_jax import checkpoint
 from alexnet_jax import checksums
 from alexnet_jax import input_pipeline
-from alexnet_jax import model as model_lib
-from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
-from conftest import tiny_config
-
-
-def _config(**overrides):
-  """conftest's tiny run at batch 8 with 8 classes, 3 steps, a checkpoint every 2: ~0.1 s a step."""
-  return tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
-                        'log_every_steps': 1, 'checkpoint.every_steps': 2, 'checkpoint.keep': 3,
-                        **overrides})
-
-
-def parts(config, devices=None):
-  """(mesh, tx, model) as train_and_evaluate builds them, on the given devices."""
-  mesh = parallel.make_mesh(config.mesh, devices=devices)
-  schedule = optim.make_schedule(config.optimizer, steps_per_epoch=4, total_steps=config.total_steps)
-  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.AlexNet(**config.model)
-
-
-def abstract_state(config, devices=None):
-  """The TrainState's shapes, dtypes and shardings on the mesh, with nothing computed or compiled."""
-  mesh, tx, model = parts(config, devices)
-  shapes = jax.eval_shape(lambda: step_lib.create_train_state(
-      model, tx, mesh, image_size=config.data.image_size, seed=config.seed)[0])
-  shardings = parallel.to_shardings(mesh, step_lib.state_specs(shapes))
-  return jax.tree.map(lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                      shapes, shardings)
+from conftest import abstract_state
+from conftest import checkpoint_config
+from conftest import metrics_records
+from conftest import snapshot
+from conftest import train_parts
 
 
 def train_metrics(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return {r['step']: r for r in map(json.loads, f) if r['split'] == 'train'}
-
-
-def snapshot(root):
-  """{path: (size, mtime_ns, sha1)} of every file under root."""
-  result = {}
-  for folder, _, files in os.walk(root):
-    for name in files:
-      path = os.path.join(folder, name)
-      with open(path, 'rb') as f:
-        digest = hashlib.sha1(f.read()).hexdigest()
-      stat = os.stat(path)
-      result[path] = (stat.st_size, stat.st_mtime_ns, digest)
-  return result
+  return {r['step']: r for r in metrics_records(workdir) if r['split'] == 'train'}
 
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
   """A finished 3-step run on the 8x1 mesh: checkpoints 2 and 3, metrics of every step."""
   workdir = str(tmp_path_factory.mktemp('run'))
-  config = _config()
+  config = checkpoint_config()
   train.train_and_evaluate(config, workdir)
   return config, workdir
 
@@ -81,7 +43,7 @@ def run_copy(run, tmp_path):
 
 
 def test_keeps_the_last_n_and_the_best_by_top1(run, tmp_path):
-  config = _config(**{'checkpoint.keep': 2})
+  config = checkpoint_config(**{'checkpoint.keep': 2})
   state = checkpoint.Checkpoints(run[1], config).restore_latest(abstract_state(config))
   ckpts = checkpoint.Checkpoints(str(tmp_path), config)
   for step, top1 in [(1, None), (2, 0.9), (3, None), (4, 0.2), (5, None)]:
@@ -153,7 +115,7 @@ def test_incompatible_checkpoint_is_refused_in_one_line_naming_the_key(run_copy,
                                                                        message):
   config, workdir = run_copy
   before = snapshot(workdir)
-  new = _config(**{key: value})
+  new = checkpoint_config(**{key: value})
   with pytest.raises(checkpoint.CheckpointError) as error:  # main.py prints it as `error: ...`
     checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new))
   assert isinstance(error.value, ValueError)
@@ -165,7 +127,7 @@ def test_incompatible_workdir_stops_the_run_and_changes_nothing(run_copy):
   config, workdir = run_copy
   before = snapshot(workdir)
   with pytest.raises(checkpoint.CheckpointError, match='model.num_classes=8 there, 16 here'):
-    train.train_and_evaluate(_config(**{'model.num_classes': 16}), workdir)
+    train.train_and_evaluate(checkpoint_config(**{'model.num_classes': 16}), workdir)
   assert snapshot(workdir) == before
 
 
@@ -174,10 +136,10 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
   """Saved as 8x1 on 8 devices; restored as 4x1 on 4 devices and as 4x2 on 8."""
   config, workdir = run_copy
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '3'))  # resume at 2; the run logged step 3
-  new = _config(**{'mesh.data': shape[0], 'mesh.model': shape[1]})
+  new = checkpoint_config(**{'mesh.data': shape[0], 'mesh.model': shape[1]})
   devices = jax.devices()[:shape[0] * shape[1]]
   state = checkpoint.Checkpoints(workdir, new).restore_latest(abstract_state(new, devices))
-  mesh, tx, model = parts(new, devices)
+  mesh, tx, model = train_parts(new, devices)
   specs = step_lib.state_specs(state)
   assert int(state.step) == 2
   assert state.params['fc8']['kernel'].sharding.mesh.shape == dict(data=shape[0], model=shape[1])
@@ -192,7 +154,7 @@ def test_restores_onto_another_mesh_and_trains_on(run_copy, shape):
 def test_init_from_loads_the_trunk_and_reinitialises_a_resized_classifier(run, caplog):
   config, workdir = run
   saved = checkpoint.Checkpoints(workdir, config).restore_latest(abstract_state(config)).params
-  new = _config(**{'model.num_classes': 4, 'mesh.model': 2})  # another mesh too
+  new = checkpoint_config(**{'model.num_classes': 4, 'mesh.model': 2})  # another mesh too
   fresh = abstract_state(new)  # stands for the fresh initialisation
   with caplog.at_level(logging.INFO):
     state = checkpoint.init_from(workdir, fresh)
@@ -205,12 +167,12 @@ def test_init_from_loads_the_trunk_and_reinitialises_a_resized_classifier(run, c
   state = checkpoint.init_from(step_dir, abstract_state(config))
   np.testing.assert_array_equal(state.params['fc8']['kernel'], saved['fc8']['kernel'])
   with pytest.raises(checkpoint.CheckpointError, match='only the classifier'):
-    checkpoint.init_from(workdir, abstract_state(_config(**{'model.fc_width': 32})))
+    checkpoint.init_from(workdir, abstract_state(checkpoint_config(**{'model.fc_width': 32})))
 
 
 def test_a_new_run_with_init_from_starts_at_step_0_from_the_other_runs_trunk(run, tmp_path,
                                                                            caplog):
-  config = _config(**{'init_from': run[1], 'model.num_classes': 4, 'total_steps': 1})
+  config = checkpoint_config(**{'init_from': run[1], 'model.num_classes': 4, 'total_steps': 1})
   with caplog.at_level(logging.INFO):
     train.train_and_evaluate(config, str(tmp_path))
   assert 'loaded conv1, conv2, conv3, conv4, conv5, fc6, fc7; re-initialised fc8' in caplog.text
@@ -219,8 +181,8 @@ def test_a_new_run_with_init_from_starts_at_step_0_from_the_other_runs_trunk(run
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(run_copy):
   config, workdir = run_copy
-  config = _config(**{'total_steps': 8, 'checkpoint.every_steps': 1,
-                          'optimizer.learning_rate': 1e12})  # resumes at 3, then diverges
+  config = checkpoint_config(**{'total_steps': 8, 'checkpoint.every_steps': 1,
+                                'optimizer.learning_rate': 1e12})  # resumes at 3, then diverges
   with pytest.raises(train.NonFiniteLossError, match=r'step \d+') as error:
     train.train_and_evaluate(config, workdir)
   bad = error.value.first_bad_step  # the first step whose parameters give a non-finite loss

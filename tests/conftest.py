@@ -1,7 +1,11 @@
 """8 virtual CPU devices and the production XLA flags for every test (set before jax is imported
-anywhere); shared fixtures and helpers: photo folders, tiny configs, CLI runs."""
+anywhere); shared fixtures and helpers: photo folders, tiny configs and runs, abstract states,
+workdir snapshots, CLI runs in the foreground and in the background."""
 import atexit
+import concurrent.futures
+import hashlib
 import importlib
+import json
 import os
 import shutil
 import socket
@@ -16,6 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top,wrong-import-position
 from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 xla_flags.apply()  # the flags main.py and the tools run with: the tested step is the shipped one
@@ -33,6 +38,11 @@ TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE') or tempfile.mkdtemp(
 if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
   atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
+# With the CLI's size cap, so that this process keeps the cache's access times as the CLI does: an
+# entry written without one made every later CLI write fail (its eviction pass reads them all).
+# Not the CLI's every-program rule: each write scans the folder, and tests compile thousands of
+# small programs; those over JAX's default second (steps, initialisations) are shared.
+os.environ.setdefault('JAX_COMPILATION_CACHE_MAX_SIZE', str(compile_cache.MAX_BYTES))
 
 
 def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
@@ -61,16 +71,27 @@ def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
   return root
 
 
+def _cli_environ(env):
+  """This process's variables, the session's cache and then env (a value None unsets one)."""
+  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
+         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
+  return {key: value for key, value in env.items() if value is not None}
+
+
 def run_module(module, *args, env=None, timeout=600):
   """python -m MODULE ARGS in the repository root: a CompletedProcess with text output.
 
   env: variables to set on top of this process's (a value None unsets the variable).
   """
-  env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
-         'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
-  env = {key: value for key, value in env.items() if value is not None}
-  return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO,
+                        env=_cli_environ(env), capture_output=True, text=True, timeout=timeout)
+
+
+def run_modules(*calls, env=None, timeout=600) -> list:
+  """run_module(*call) of every call at once, their CompletedProcesses in order: runs that do not
+  depend on each other overlap (most of a short run is one core importing TensorFlow and JAX)."""
+  with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+    return list(pool.map(lambda call: run_module(*call, env=env, timeout=timeout), calls))
 
 
 def error_line(result) -> str:
@@ -106,13 +127,124 @@ def data_config(**overrides):
   return tiny_config(**{f'data.{key}': value for key, value in values.items()}).data
 
 
+def _folder(data_root, tfds_dir) -> dict:
+  """TINY's changes for a folder of photos with 4 classes, held out 10% for eval, batch 8."""
+  return {'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
+          'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
+          'data.batch_size': 8, 'model.num_classes': 4}
+
+
 def tiny_folder_config(data_root, tfds_dir, **overrides):
-  """tiny_config on a folder of photos with 4 classes, held-out 10% for eval, batch 8, 6 steps."""
-  return tiny_config(**{
-      'data.name': f'folder:{data_root}', 'data.data_dir': str(tfds_dir),
-      'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-      'data.batch_size': 8, 'model.num_classes': 4, 'total_steps': 6, 'log_every_steps': 2,
-      'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+  """tiny_config on a folder of photos (_folder), 6 steps, evaluated and saved every 3 (keep 2)."""
+  return tiny_config(**{**_folder(data_root, tfds_dir), 'total_steps': 6, 'log_every_steps': 2,
+                        'eval_every_steps': 3, 'checkpoint.every_steps': 3, 'checkpoint.keep': 2,
+                        **overrides})
+
+
+def checkpoint_config(**overrides):
+  """tiny_config at batch 8 with 8 classes, 3 steps, a log point each step, a save every 2 (keep 3):
+  the checkpoint and fault tests' run, ~0.1 s a step."""
+  return tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
+                        'log_every_steps': 1, 'checkpoint.every_steps': 2, 'checkpoint.keep': 3,
+                        **overrides})
+
+
+def train_parts(config, devices=None):
+  """(mesh, tx, model) as train_and_evaluate builds them, on the given devices."""
+  from alexnet_jax import model as model_lib  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import optim  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import parallel  # pylint: disable=g-import-not-at-top
+  mesh = parallel.make_mesh(config.mesh, devices=devices)
+  schedule = optim.make_schedule(config.optimizer, steps_per_epoch=4,
+                                 total_steps=config.total_steps)
+  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.AlexNet(**config.model)
+
+
+def abstract_state(config, devices=None):
+  """The TrainState as ShapeDtypeStructs placed on the mesh: nothing computed or compiled."""
+  from alexnet_jax import train_step  # pylint: disable=g-import-not-at-top
+  mesh, tx, model = train_parts(config, devices)
+  return train_step.abstract_train_state(model, tx, mesh, image_size=config.data.image_size,
+                                         seed=config.seed)[0]
+
+
+def snapshot(root):
+  """{path: (size, mtime_ns, sha1)} of every file under root."""
+  result = {}
+  for folder, _, files in os.walk(root):
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, 'rb') as f:
+        digest = hashlib.sha1(f.read()).hexdigest()
+      stat = os.stat(path)
+      result[path] = (stat.st_size, stat.st_mtime_ns, digest)
+  return result
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def main_command(workdir, **values) -> list[str]:
+  """python -m alexnet_jax.main on configs/default.py with values as --config.KEY=VALUE flags."""
+  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
+          f'--workdir={workdir}'] + [f'--config.{key}={value}' for key, value in values.items()]
+
+
+def folder_run_command(workdir, data_root, **overrides) -> list[str]:
+  """main_command of TINY on a folder of photos (_folder; write_photos': 36 train images, 4 steps
+  an epoch), dropout on, 12 steps, a log point each, evaluated every 5, saved every 3 (keep 2)."""
+  tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
+  return main_command(workdir, **{**TINY, **_folder(data_root, tfds_dir), 'total_steps': 12,
+                                  'log_every_steps': 1, 'eval_every_steps': 5,
+                                  'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+
+
+def start(command, log_path, env=None):
+  """Starts command in the repository root with the session's compilation cache, its output to
+  log_path (a file, not a pipe: absl logs a lot); env as run_module's."""
+  with open(log_path, 'w') as log:
+    return subprocess.Popen(command, cwd=REPO, env=_cli_environ(env), stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def wait_until(process, done, what, log_path, timeout=300):
+  """Polls done() until it is true; kills the process and fails with its log's tail if it exits
+  or the timeout passes first."""
+  deadline = time.time() + timeout
+  while not done():
+    if process.poll() is not None or time.time() > deadline:
+      process.kill()
+      with open(log_path) as f:
+        raise AssertionError(f'no {what} (exit {process.poll()}):\n{f.read()[-3000:]}')
+    time.sleep(0.05)
+
+
+def finish(process, log_path, timeout=300):
+  """(exit status, log text) once the process ends; killed if it runs past timeout."""
+  try:
+    code = process.wait(timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    raise
+  with open(log_path) as f:
+    return code, f.read()
+
+
+def metrics_records(workdir, *, being_written=False):
+  """The records of workdir/metrics.jsonl, each line read strictly; being_written: but a line
+  being written (or torn by a kill), and none before the file exists."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not being_written:
+    with open(path) as f:
+      return [json.loads(line) for line in f]
+  if not os.path.exists(path):
+    return []
+  with open(path, 'rb') as f:
+    lines = f.read().split(b'\n')
+  return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
 @pytest.fixture(scope='session')
@@ -124,6 +256,19 @@ def trained_run(tmp_path_factory):
   workdir = str(root / 'run')
   train.train_and_evaluate(tiny_folder_config(photos, root / 'tfds'), workdir)
   return workdir, photos
+
+
+@pytest.fixture(scope='session')
+def folder_reference_run(tmp_path_factory):
+  """(photos folder, workdir): folder_run_command's 12 steps through the CLI, never interrupted, on
+  write_photos' JPEGs and PNGs: what an interrupted run of the same command must log. Read only."""
+  root = tmp_path_factory.mktemp('folder_reference_run')
+  photos = write_photos(str(root / 'photos'), formats=('jpg', 'png'))
+  workdir, log = str(root / 'reference'), root / 'reference.log'
+  local = dict.fromkeys(GCS_EMULATOR_VARIABLES)  # whether or not gcs_emulator is up
+  code, text = finish(start(folder_run_command(workdir, photos), log, local), log)
+  assert code == 0, text[-3000:]
+  return photos, workdir
 
 
 def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
@@ -146,13 +291,25 @@ def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
   return net.eval()
 
 
+@pytest.fixture(scope='session')
+def imported_torchvision(tmp_path_factory):
+  """(torch module, its .pth, the workdir tools.import_torchvision wrote from it): torchvision's
+  layout with 10 classes and FC layers 64 wide; read only."""
+  import torch  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp('torchvision')
+  net = torchvision_alexnet(num_classes=10, width=64)
+  weights = str(root / 'alexnet.pth')
+  torch.save(net.state_dict(), weights)
+  workdir = str(root / 'imported')
+  result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
+                      f'--workdir={workdir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  return net, weights, workdir
+
+
 GCS_BUCKET = 'bucket'  # tensorstore wants 3+ characters
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
+GCS_EMULATOR_VARIABLES = ('STORAGE_EMULATOR_HOST', 'TENSORSTORE_GCS_HTTP_URL', 'EPATH_USE_TF',
+                          'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT')
 
 
 @pytest.fixture(scope='module')
@@ -167,13 +324,12 @@ def gcs_emulator():
   except ImportError as e:
     pytest.skip(f'the Cloud Storage emulator cannot be imported ({e}): pip install -r '
                 'requirements-dev.txt')
-  port = _free_port()
+  port = free_port()
   server = subprocess.Popen([sys.executable, os.path.join(REPO, 'tests', 'gcs_emulator.py'),
                              'start', '--host=127.0.0.1', f'--port={port}', '--in-memory'],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   url = f'http://127.0.0.1:{port}'
-  env = {'STORAGE_EMULATOR_HOST': url, 'TENSORSTORE_GCS_HTTP_URL': url, 'EPATH_USE_TF': 'false',
-         'GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT': 'false'}
+  env = dict(zip(GCS_EMULATOR_VARIABLES, (url, url, 'false', 'false')))
   saved = {k: os.environ.get(k) for k in env}
   os.environ.update(env)
   try:

@@ -9,6 +9,7 @@ import numpy as np
 from alexnet_jax import inference
 from conftest import error_line
 from conftest import run_module
+from conftest import run_modules
 
 SERVE = """
 import json, sys
@@ -48,9 +49,10 @@ def test_exported_file_serves_the_checkpoints_logits_in_a_bare_python(trained_ru
 def test_an_existing_output_is_kept(trained_run, tmp_path):
   output = tmp_path / 'model.bin'
   output.write_bytes(b'keep me')
-  assert 'exists' in error_line(run_module('alexnet_jax.tools.export',
-                                           f'--workdir={trained_run[0]}', f'--output={output}'))
+  exists, no_workdir = run_modules(
+      ('alexnet_jax.tools.export', f'--workdir={trained_run[0]}', f'--output={output}'),
+      ('alexnet_jax.tools.export', f'--workdir={tmp_path / "none"}', f'--output={tmp_path / "x"}'))
+  assert 'exists' in error_line(exists)
   assert output.read_bytes() == b'keep me'
-  assert 'no such workdir' in error_line(run_module(
-      'alexnet_jax.tools.export', f'--workdir={tmp_path / "none"}', f'--output={tmp_path / "x"}'))
+  assert 'no such workdir' in error_line(no_workdir)
   assert not (tmp_path / 'x').exists()

@@ -4,7 +4,6 @@ soak in resume_test.py.
 
 Every case starts from one shared run, hard-linked per case: damage replaces a file, never edits it.
 """
-import json
 import logging
 import os
 import shutil
@@ -22,18 +21,13 @@ from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
-from checkpoint_test import abstract_state
-from checkpoint_test import snapshot
 from conftest import REPO
 from conftest import TEST_CACHE
-from conftest import tiny_config as _conftest_tiny_config
-
-
-def tiny_config(**overrides):
-  """The checkpoint tests' first tiny run: batch 8, 8 classes, a log point and a save each step."""
-  return _conftest_tiny_config(**{'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 3,
-                                  'log_every_steps': 1, 'checkpoint.every_steps': 2,
-                                  'checkpoint.keep': 3, **overrides})
+from conftest import abstract_state
+from conftest import checkpoint_config
+from conftest import metrics_records
+from conftest import snapshot
+from conftest import tiny_flags
 
 WALL_CLOCK = ('time', 'images_per_sec')  # the only fields a resumed run may log differently
 POSITIONS = {'newest': (3, 2), 'older': (2, 3)}  # the damaged step, the step the run resumes from
@@ -55,11 +49,6 @@ DAMAGE = {  # kind -> (damage(path, data), what the warning says about the file)
 }
 
 
-def records(workdir):
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(line) for line in f]
-
-
 def without_wall_clock(rows):
   return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in rows]
 
@@ -74,10 +63,10 @@ def run(tmp_path_factory):
   """A 4-step run saved at every step, its step 4 removed: checkpoints 2 and 3, and the metrics of
   steps 1-4 of a run never interrupted, which every resumed run must log again."""
   workdir = str(tmp_path_factory.mktemp('run'))
-  config = tiny_config(**{'total_steps': 4, 'checkpoint.every_steps': 1})
+  config = checkpoint_config(**{'total_steps': 4, 'checkpoint.every_steps': 1})
   train.train_and_evaluate(config, workdir)
   shutil.rmtree(os.path.join(workdir, 'checkpoints', '4'))
-  yield config, workdir, records(workdir)
+  yield config, workdir, metrics_records(workdir)
   for step in (2, 3):  # no case changed the shared files
     assert manifest.damage(os.path.join(workdir, 'checkpoints', str(step))) is None
 
@@ -204,13 +193,13 @@ def test_damaged_newest_step_and_torn_metrics_line_resume_to_the_uninterrupted_l
     lines = f.read()
   _replace(log, lines + lines.splitlines()[-1][:22])  # a kill -9 in the middle of a write
   with caplog.at_level(logging.INFO):
-    train.train_and_evaluate(tiny_config(**{'total_steps': 4, 'checkpoint.every_steps': 1,
+    train.train_and_evaluate(checkpoint_config(**{'total_steps': 4, 'checkpoint.every_steps': 1,
                                             'checkpoint.keep': 1}), copy)
   text = caplog.text
   assert 'checkpoints/3 is corrupt: _CHECKPOINT_METADATA is empty' in text
   assert f'Resumed from {copy}/checkpoints/2.' in text
   assert 'metrics.jsonl: dropped its torn last line (' in text
-  assert without_wall_clock(records(copy)) == without_wall_clock(reference)
+  assert without_wall_clock(metrics_records(copy)) == without_wall_clock(reference)
   assert os.listdir(os.path.join(copy, 'checkpoints')) == ['4']
   assert os.listdir(os.path.join(copy, checkpoint.CORRUPT_DIR)) == ['3']
 
@@ -236,11 +225,9 @@ def test_failed_save_ends_in_one_line_nonzero_and_leaves_the_checkpoint_before(r
   """The CLI with ENOSPC injected into Orbax's writes of step 4 (keep=1: nothing to make room for)."""
   config, workdir, _ = run
   copy = link_copy(workdir, tmp_path / 'w')
-  flags = ['--config=configs/default.py', f'--workdir={copy}', '--config.data.name=synthetic',
-           '--config.data.image_size=64', '--config.data.batch_size=8',
-           '--config.model.num_classes=8', '--config.model.fc_width=64',
-           '--config.total_steps=4', '--config.log_every_steps=1', '--config.eval_every_steps=0',
-           '--config.checkpoint.every_steps=1', '--config.checkpoint.keep=1']
+  flags = ['--config=configs/default.py', f'--workdir={copy}', *tiny_flags(**{
+      'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 4, 'log_every_steps': 1,
+      'checkpoint.every_steps': 1, 'checkpoint.keep': 1})]  # the shared run's, saved each step
   env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS='--xla_force_host_platform_device_count=8',
              JAX_COMPILATION_CACHE_DIR=TEST_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
   result = subprocess.run([sys.executable, '-c', _SAVE_FAILS, *flags], cwd=REPO, env=env,

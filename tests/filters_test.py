@@ -10,7 +10,7 @@ from PIL import Image
 from alexnet_jax import checkpoint
 from alexnet_jax import pictures
 from conftest import error_line
-from conftest import run_module
+from conftest import run_modules
 
 
 def test_each_tile_is_scaled_to_its_own_range():
@@ -42,8 +42,11 @@ def test_two_groups_are_two_blocks_of_their_own_kernels():
 def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_path):
   workdir, _ = trained_run
   output = str(tmp_path / 'filters.png')
-  result = run_module('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=6',
-                      f'--output={output}')
+  result, step_5, jpeg = run_modules(
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=6', f'--output={output}'),
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=5',
+       f'--output={tmp_path / "step_5.png"}'),  # not `output`: that one is being written
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', f'--output={tmp_path / "f.jpg"}'))
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'wrote' in result.stdout and '96 kernels, step 6, 2 group(s)' in result.stdout
   image = np.asarray(Image.open(output).convert('RGB'))
@@ -59,7 +62,5 @@ def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_pat
   assert sorted(logged) == [3, 6]
   params, _, _ = checkpoint.load_params(workdir, 6)
   np.testing.assert_array_equal(logged[6], pictures.filter_grid(params['conv1']['kernel'], 2))
-  assert 'no checkpoint of step 5' in error_line(run_module(
-      'alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=5', f'--output={output}'))
-  assert 'give a .png file name' in error_line(run_module(
-      'alexnet_jax.tools.filters', f'--workdir={workdir}', f'--output={tmp_path / "f.jpg"}'))
+  assert 'no checkpoint of step 5' in error_line(step_5)
+  assert 'give a .png file name' in error_line(jpeg)

@@ -3,13 +3,11 @@ import json
 
 import jax
 import numpy as np
-import torch
 
 from alexnet_jax import checkpoint
 from alexnet_jax import inference
 from conftest import error_line
 from conftest import run_module
-from conftest import torchvision_alexnet
 from conftest import write_photos
 
 
@@ -23,12 +21,8 @@ def _finetune_flags(workdir, pretrained, photos, tfds_dir, **overrides):
       f'--config.{k}={v}' for k, v in values.items()]
 
 
-def test_import_finetune_the_classifier_then_predict_new_photos(tmp_path):
-  weights, pretrained = tmp_path / 'alexnet.pth', str(tmp_path / 'pretrained')
-  torch.save(torchvision_alexnet(num_classes=10, width=64).state_dict(), weights)
-  result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
-                      f'--workdir={pretrained}')
-  assert result.returncode == 0, result.stderr[-3000:]
+def test_import_finetune_the_classifier_then_predict_new_photos(imported_torchvision, tmp_path):
+  pretrained = imported_torchvision[2]  # tools.import_torchvision's workdir (conftest)
   photos = write_photos(str(tmp_path / 'photos'), classes=2, per_class=16, size=(80, 96))
   run = str(tmp_path / 'cats_dogs')
   result = run_module('alexnet_jax.main', *_finetune_flags(run, pretrained, photos, tmp_path / 'tfds'))

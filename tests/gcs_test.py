@@ -6,14 +6,15 @@ paths.py (the path layer) has its tests here; they need the emulator and are ski
 """
 import json
 import os
-import shutil
 import signal
 
 from alexnet_jax import paths
-from conftest import write_photos
-from tests import resume_test
-from tests.conftest import GCS_BUCKET as BUCKET
-from tests.conftest import run_module
+from conftest import GCS_BUCKET as BUCKET
+from conftest import finish
+from conftest import folder_run_command
+from conftest import run_module
+from conftest import start
+from conftest import wait_until
 
 
 def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
@@ -50,23 +51,18 @@ def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
 
-def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_path):
+def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, folder_reference_run,
+                                                            tmp_path):
   """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
-  data = str(tmp_path / 'photos')
-  write_photos(data, formats=('jpg', 'png'))
-  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR', str(tmp_path / 'cache'))
-  local, remote = str(tmp_path / 'local'), f'gs://{BUCKET}/run'
-  log = tmp_path / 'local.log'
-  reference = resume_test.start(resume_test.flags(local, data), log, cache, gcs_emulator)
-  code, text = resume_test.finish(reference, log)  # first: it checks the images and compiles
-  assert code == 0, text[-3000:]
+  data, local = folder_reference_run  # the same command on a local workdir (conftest)
+  remote = f'gs://{BUCKET}/run'
 
   log = tmp_path / 'run1.log'
-  run = resume_test.start(resume_test.flags(remote, data), log, cache, gcs_emulator)
+  run = start(folder_run_command(remote, data), log, gcs_emulator)
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
-  resume_test.wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
+  wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
   run.send_signal(signal.SIGKILL)
-  code, _ = resume_test.finish(run, log)
+  code, _ = finish(run, log)
   assert code == -signal.SIGKILL
   steps = sorted(int(n) for n in paths.listdir(f'{remote}/checkpoints'))
   complete = [s for s in steps if paths.exists(listed(s))]  # 9 too if the kill came late
@@ -77,8 +73,7 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   paths.write_bytes(damaged, b' ' * paths.size(damaged))
 
   log = tmp_path / 'run2.log'
-  code, text = resume_test.finish(resume_test.start(resume_test.flags(remote, data), log, cache,
-                                                    gcs_emulator), log)
+  code, text = finish(start(folder_run_command(remote, data), log, gcs_emulator), log)
   assert code == 0, text[-3000:]
   assert f'Resumed from {remote}/checkpoints/{complete[0]}.' in text
   assert sorted(int(n) for n in paths.listdir(f'{remote}/corrupt_checkpoints')) == [
@@ -115,4 +110,3 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, tmp_p
   assert row['final_top1'] == [last_eval['top1'], 0.0, 1]
   assert paths.read_bytes(f'gs://{BUCKET}/curves.png').startswith(b'\x89PNG')
   assert paths.exists(f'gs://{BUCKET}/report.md')
-  shutil.rmtree(local)

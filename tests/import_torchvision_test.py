@@ -13,22 +13,8 @@ from conftest import run_module
 from conftest import torchvision_alexnet
 
 
-@pytest.fixture(scope='module')
-def imported(tmp_path_factory):
-  """(torch module, its .pth, the imported workdir): 10 classes, FC 64 wide, full conv layers."""
-  root = tmp_path_factory.mktemp('torchvision')
-  net = torchvision_alexnet(num_classes=10, width=64)
-  weights = str(root / 'alexnet.pth')
-  torch.save(net.state_dict(), weights)
-  workdir = str(root / 'imported')
-  result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
-                      f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
-  return net, weights, workdir
-
-
-def test_logits_equal_pytorchs_on_the_same_standardised_input(imported):
-  net, _, workdir = imported
+def test_logits_equal_pytorchs_on_the_same_standardised_input(imported_torchvision):
+  net, _, workdir = imported_torchvision
   clf = inference.load(workdir)
   assert clf.config.model.variant == 'torchvision' and clf.config.data.image_size == 224
   assert clf.class_names == [f'class {i}' for i in range(10)]
@@ -97,8 +83,8 @@ def test_without_torch_one_line_says_what_to_install(monkeypatch, tmp_path):
     importer.read_state_dict(str(tmp_path / 'any.pth'))
 
 
-def test_an_existing_workdir_is_never_overwritten(imported, tmp_path):
-  _, weights, workdir = imported
+def test_an_existing_workdir_is_never_overwritten(imported_torchvision, tmp_path):
+  _, weights, workdir = imported_torchvision
   before = sorted(os.listdir(os.path.join(workdir, 'checkpoints')))
   assert 'exists and is not empty' in error_line(run_module(
       'alexnet_jax.tools.import_torchvision', f'--weights={weights}', f'--workdir={workdir}'))

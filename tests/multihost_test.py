@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
+from conftest import REPO
 from conftest import tiny_flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(REPO, 'launch', 'local_multiprocess.sh')
 TINY = ['--config=configs/default.py', *tiny_flags(total_steps=3, log_every_steps=1)]
 # XLA:CPU sums in a different order when the devices sit in other processes (gloo all-reduce) or

@@ -5,7 +5,7 @@ from PIL import Image
 from alexnet_jax import inference
 from alexnet_jax.tools import neighbours
 from conftest import error_line
-from conftest import run_module
+from conftest import run_modules
 
 
 def test_streamed_search_finds_the_brute_force_nearest():
@@ -41,8 +41,9 @@ def test_features_are_fc7_after_relu_on_all_devices(trained_run):
 def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   workdir, _ = trained_run
   output = str(tmp_path / 'nn.png')
-  result = run_module('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3',
-                      f'--output={output}')
+  result, no_config = run_modules(
+      ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3', f'--output={output}'),
+      ('alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={tmp_path / "x.png"}'))
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'wrote' in result.stdout and '3 queries; features of 36 training images' in result.stdout
   assert 'features: 36/36 training images' in result.stderr
@@ -51,5 +52,4 @@ def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   assert len(np.unique(image.reshape(-1, 3), axis=0)) > 500
   orange = np.all(np.abs(image.astype(int) - (255, 127, 14)) < 8, axis=-1)  # a true-class bar
   assert orange.sum() > 50
-  assert 'has no config.json' in error_line(run_module(
-      'alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={output}'))
+  assert 'has no config.json' in error_line(no_config)

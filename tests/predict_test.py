@@ -7,6 +7,7 @@ import numpy as np
 from alexnet_jax import inference
 from conftest import error_line
 from conftest import run_module
+from conftest import run_modules
 
 
 def test_predict_json_is_one_object_per_image_best_first(trained_run, tmp_path):
@@ -36,24 +37,29 @@ def test_predict_table_and_bad_inputs(trained_run, tmp_path):
   image = os.path.join(photos, 'class1', '0.jpg')
   bad = tmp_path / 'notes.png'
   bad.write_text('not an image')
-  table = run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--top_k=2',
-                     '--skip_bad', image, bad)
+  table, not_skipped, step_5, no_workdir = run_modules(
+      ('alexnet_jax.tools.predict', f'--workdir={workdir}', '--top_k=2', '--skip_bad', image, bad),
+      ('alexnet_jax.tools.predict', f'--workdir={workdir}', image, bad),
+      ('alexnet_jax.tools.predict', f'--workdir={workdir}', '--step=5', image),
+      ('alexnet_jax.tools.predict', f'--workdir={tmp_path / "nothing"}', image))
   assert table.returncode == 0, table.stderr[-3000:]
   assert table.stdout.splitlines()[0] == image and '%  class' in table.stdout.splitlines()[1]
   assert f'warning: {bad} is not a readable image; skipped.' in table.stderr
   assert 'notes.png is not a readable image; remove it or pass --skip_bad' in error_line(
-      run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', image, bad))
-  assert 'no checkpoint of step 5; it has steps [3, 6]' in error_line(
-      run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--step=5', image))
-  assert 'no such workdir' in error_line(
-      run_module('alexnet_jax.tools.predict', f'--workdir={tmp_path / "nothing"}', image))
+      not_skipped)
+  assert 'no checkpoint of step 5; it has steps [3, 6]' in error_line(step_5)
+  assert 'no such workdir' in error_line(no_workdir)
 
 
 def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, tmp_path):
   workdir, _ = trained_run
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     last = [r for r in map(json.loads, f) if r['split'] == 'eval'][-1]
-  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={workdir}')
+  os.makedirs(tmp_path / 'empty')
+  result, typo, empty = run_modules(  # the two that fail write nothing
+      ('alexnet_jax.tools.evaluate', f'--workdir={workdir}'),
+      ('alexnet_jax.tools.evaluate', f'--workdir={workdir}', '--config.data.eval_crop=10'),
+      ('alexnet_jax.tools.evaluate', f'--workdir={tmp_path / "empty"}'))
   assert result.returncode == 0, result.stderr[-3000:]
   metrics = json.loads(result.stdout.splitlines()[-1])
   assert metrics == {k: last[k] for k in ('count', 'loss', 'top1', 'top5')}  # exactly
@@ -67,8 +73,5 @@ def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, t
   assert rows[1]['step'] == 3 and rows[1]['overrides'] == ['--config.data.eval_crops=10']
   assert rows[1]['count'] == last['count']
   assert json.loads(ten.stdout.splitlines()[-1]) == {k: rows[1][k] for k in metrics}
-  assert 'Did you mean "eval_crops"' in error_line(run_module(
-      'alexnet_jax.tools.evaluate', f'--workdir={workdir}', '--config.data.eval_crop=10'))
-  os.makedirs(tmp_path / 'empty')
-  assert 'has no config.json' in error_line(run_module(
-      'alexnet_jax.tools.evaluate', f'--workdir={tmp_path / "empty"}'))
+  assert 'Did you mean "eval_crops"' in error_line(typo)
+  assert 'has no config.json' in error_line(empty)

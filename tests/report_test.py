@@ -10,7 +10,7 @@ from PIL import Image
 from alexnet_jax import runs
 from alexnet_jax.tools import report
 from conftest import error_line
-from conftest import run_module
+from conftest import run_modules
 
 
 def fake_run(workdir, *, seed=0, lrn=True, total=20, train=(), evals=(), config=True):
@@ -115,12 +115,14 @@ def test_runs_are_found_at_any_depth_and_metrics_read_while_being_written(tmp_pa
 
 
 def test_cli_prints_the_table_and_fails_in_one_line(sweep, tmp_path):
-  result = run_module('alexnet_jax.tools.report', str(sweep), f'--output={tmp_path / "o"}',
-                      '--json')
+  os.makedirs(tmp_path / 'empty')
+  result, no_folder, no_run = run_modules(
+      ('alexnet_jax.tools.report', str(sweep), f'--output={tmp_path / "o"}', '--json'),
+      ('alexnet_jax.tools.report', tmp_path / 'none'),
+      ('alexnet_jax.tools.report', tmp_path / 'empty'))
   assert result.returncode == 0, result.stderr[-2000:]
   rows = [json.loads(line) for line in result.stdout.splitlines()]
   assert [r['name'] for r in rows] == ['baseline', 'model.lrn=False'] and rows[0]['seeds'] == 2
   assert (tmp_path / 'o' / 'report.md').exists() and (tmp_path / 'o' / 'curves.png').exists()
-  assert 'no such folder' in error_line(run_module('alexnet_jax.tools.report', tmp_path / 'none'))
-  os.makedirs(tmp_path / 'empty')
-  assert 'holds no run' in error_line(run_module('alexnet_jax.tools.report', tmp_path / 'empty'))
+  assert 'no such folder' in error_line(no_folder)
+  assert 'holds no run' in error_line(no_run)

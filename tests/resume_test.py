@@ -1,72 +1,35 @@
 """The CLI interrupted for real: SIGTERM and kill -9, then the same command; two-process preemption;
-a soak of kill -9 at random moments (ALEXNET_SOAK=1: 20 kills instead of 5).
+a soak of kill -9 at random moments (ALEXNET_SOAK=1: 20 kills instead of 3).
 
-Each run is `python -m alexnet_jax.main` in a subprocess. The runs share a persistent JAX
-compilation cache (ALEXNET_JAX_TEST_CACHE, default under the temp folder): the first run compiles,
-the others, and later test sessions, mostly load.
+Each run is `python -m alexnet_jax.main` in a subprocess (conftest's start). The runs share the
+session's persistent JAX compilation cache (conftest's TEST_CACHE): the first run of a config
+compiles, the others load.
 """
-import json
 import os
 import random
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 
-import pytest
+from conftest import TINY
+from conftest import finish
+from conftest import folder_run_command as flags
+from conftest import free_port
+from conftest import main_command
+from conftest import metrics_records
+from conftest import start
+from conftest import wait_until
 
-from alexnet_jax import input_pipeline
-from conftest import tiny_folder_config
-from conftest import write_photos
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOTAL_STEPS = 12
-
-
-def flags(workdir, data_root, **overrides):
-  """A tiny run on a shuffled folder dataset (36 train images, 4 steps an epoch), dropout on."""
-  tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
-  values = {'data.name': f'folder:{data_root}', 'data.data_dir': tfds_dir,
-            'data.train_split': 'train[:90%]', 'data.eval_split': 'train[90%:]',
-            'data.image_size': 64, 'data.batch_size': 8,
-            'model.num_classes': 4, 'model.fc_width': 64, 'total_steps': TOTAL_STEPS,
-            'log_every_steps': 1, 'eval_every_steps': 5, 'checkpoint.every_steps': 3,
-            'checkpoint.keep': 2, **overrides}
-  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
-          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in values.items()]
-
-
-def start(command, log_path, cache_dir, env=None):
-  env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0', **(env or {}))
-  with open(log_path, 'w') as log:  # a file, not a pipe: absl logs a lot
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def logged(workdir):
-  """The records of metrics.jsonl, but a line being written (or torn by a kill)."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    return []
-  with open(path, 'rb') as f:
-    lines = f.read().split(b'\n')
-  return [json.loads(line) for line in lines[:-1] if line.strip()]
+TOTAL_STEPS = 12  # folder_run_command's
+# conftest's TINY model and synthetic data (no data to prepare), a log point each step. The same
+# programs as main_test's and multihost_test's TINY runs on 1 and 2 x 4 devices (the step schedule's
+# first decay, 25 epochs of 4 steps, lies beyond 100 steps): loaded from the session's cache.
+SYNTHETIC = {**{key: TINY[key] for key in ('data.name', 'data.image_size', 'data.batch_size',
+                                           'model.num_classes', 'model.fc_width')},
+             'log_every_steps': 1}
 
 
 def logged_steps(workdir, split='train'):
-  return {r['step']: r for r in logged(workdir) if r['split'] == split}
-
-
-def wait_until(process, done, what, log_path, timeout=300):
-  deadline = time.time() + timeout
-  while not done():
-    if process.poll() is not None or time.time() > deadline:
-      process.kill()
-      with open(log_path) as f:
-        raise AssertionError(f'no {what} (exit {process.poll()}):\n{f.read()[-3000:]}')
-    time.sleep(0.05)
+  return {r['step']: r for r in metrics_records(workdir, being_written=True) if r['split'] == split}
 
 
 def wait_for_step(process, workdir, step, log_path):
@@ -74,35 +37,16 @@ def wait_for_step(process, workdir, step, log_path):
              log_path)
 
 
-def finish(process, log_path, timeout=300):
-  try:
-    code = process.wait(timeout)
-  except subprocess.TimeoutExpired:
-    process.kill()
-    raise
-  with open(log_path) as f:
-    return code, f.read()
-
-
-@pytest.fixture(scope='module')
-def cache_dir():
-  return os.environ.get('ALEXNET_JAX_TEST_CACHE',
-                        os.path.join(tempfile.gettempdir(), 'alexnet_jax_test_jax_cache'))
-
-
-def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path, cache_dir):
-  """Loss, top-1 and top-5 of every train and eval point equal, bit for bit, a run never stopped."""
-  data = str(tmp_path / 'photos')
-  write_photos(data, formats=('jpg', 'png'))
-  reference, interrupted = str(tmp_path / 'reference'), str(tmp_path / 'interrupted')
-  # Check the folder for corrupt images once, here, not in two runs at the same time.
-  input_pipeline.get_dataset_info(tiny_folder_config(data, tmp_path / 'tfds').data, num_classes=4)
-  uninterrupted = start(flags(reference, data), tmp_path / 'reference.log', cache_dir)
-  wait_for_step(uninterrupted, reference, 1, tmp_path / 'reference.log')  # compiled and cached
+def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(folder_reference_run,
+                                                                        tmp_path):
+  """Loss, top-1 and top-5 of every train and eval point equal, bit for bit, a run never stopped
+  (conftest's folder_reference_run: the same command, its data checked and its programs cached)."""
+  data, reference = folder_reference_run
+  interrupted = str(tmp_path / 'interrupted')
 
   # 1. SIGTERM: saves at the step it is at and exits with status 0.
   log = tmp_path / 'run1.log'
-  run = start(flags(interrupted, data), log, cache_dir)
+  run = start(flags(interrupted, data), log)
   wait_for_step(run, interrupted, 2, log)
   run.send_signal(signal.SIGTERM)
   code, text = finish(run, log)
@@ -114,7 +58,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
 
   # 2. The same command resumes there; kill -9 a step after its next checkpoint is complete.
   log = tmp_path / 'run2.log'
-  run = start(flags(interrupted, data), log, cache_dir)
+  run = start(flags(interrupted, data), log)
   saved = (preempted // 3 + 1) * 3  # checkpoint.every_steps=3
   # Complete: under its final name and with its file list (written just after Orbax's commit; a
   # kill between the two sets the step aside as unverifiable, and the steps after it run again).
@@ -130,13 +74,11 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
 
   # 3. The same command again: from the newest checkpoint (older than the kill) to the end.
   log = tmp_path / 'run3.log'
-  code, text = finish(start(flags(interrupted, data), log, cache_dir), log)
+  code, text = finish(start(flags(interrupted, data), log), log)
   assert code == 0, text[-3000:]
   resumed = int(text.split(f'Resumed from {interrupted}/checkpoints/')[1].split('.')[0])
   assert resumed == saved < killed_at  # the steps after it are done again
 
-  code, text = finish(uninterrupted, tmp_path / 'reference.log')
-  assert code == 0, text[-3000:]
   for split in ('train', 'eval'):
     want, got = logged_steps(reference, split), logged_steps(interrupted, split)
     assert sorted(got) == sorted(want) and len(want) == (TOTAL_STEPS if split == 'train' else 3)
@@ -145,24 +87,13 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(tmp_path
           want[step][k] for k in ('loss', 'top1', 'top5')], (split, step)
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_exits_0(tmp_path,
-                                                                                 cache_dir):
+def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_exits_0(tmp_path):
   workdir = str(tmp_path / 'w')
-  command = [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
-             f'--workdir={workdir}', '--config.data.name=synthetic', '--config.data.image_size=64',
-             '--config.data.batch_size=8', '--config.model.num_classes=8',
-             '--config.model.fc_width=64', '--config.total_steps=1000',
-             '--config.log_every_steps=1', '--config.eval_every_steps=0',
-             f'--coordinator_address=127.0.0.1:{_free_port()}', '--num_processes=2']
+  command = main_command(workdir, **SYNTHETIC, total_steps=100, eval_every_steps=0) + [
+      f'--coordinator_address=127.0.0.1:{free_port()}', '--num_processes=2']
   env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}  # 2 x 4 = 8 devices
   logs = [tmp_path / f'process{i}.log' for i in range(2)]
-  runs = [start(command + [f'--process_id={i}'], logs[i], cache_dir, env) for i in range(2)]
+  runs = [start(command + [f'--process_id={i}'], logs[i], env) for i in range(2)]
   try:
     wait_for_step(runs[0], workdir, 2, logs[0])
     runs[1].send_signal(signal.SIGTERM)  # one host is preempted
@@ -173,7 +104,7 @@ def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both_and_exits_0
         run.kill()
   steps = [int(text.split('Preempted at step ')[1].split(';')[0]) for _, text in results]
   assert [code for code, _ in results] == [0, 0], results[0][1][-3000:]
-  assert steps[0] == steps[1] < 1000
+  assert steps[0] == steps[1] < 100
   assert os.listdir(os.path.join(workdir, 'checkpoints')) == [str(steps[0])]
 
 
@@ -181,13 +112,9 @@ SOAK = os.environ.get('ALEXNET_SOAK') == '1'  # the long variant: 20 kills over 
 
 
 def synthetic(workdir, total_steps):
-  """A tiny run on synthetic data (no data to prepare), saved every 2 steps, evaluated every 5."""
-  values = {'data.name': 'synthetic', 'data.image_size': 64, 'data.batch_size': 8,
-            'model.num_classes': 8, 'model.fc_width': 64, 'total_steps': total_steps,
-            'log_every_steps': 1, 'eval_every_steps': 5, 'checkpoint.every_steps': 2,
-            'checkpoint.keep': 2}
-  return [sys.executable, '-m', 'alexnet_jax.main', '--config=configs/default.py',
-          f'--workdir={workdir}'] + [f'--config.{k}={v}' for k, v in values.items()]
+  """SYNTHETIC saved every 2 steps (keep 2), evaluated every 5."""
+  return main_command(workdir, **SYNTHETIC, total_steps=total_steps, eval_every_steps=5,
+                      **{'checkpoint.every_steps': 2, 'checkpoint.keep': 2})
 
 
 def _saving(folder, before):
@@ -196,23 +123,22 @@ def _saving(folder, before):
   return any('orbax-checkpoint-tmp' in n for n in names - before)
 
 
-def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metrics(tmp_path,
-                                                                                 cache_dir):
+def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metrics(tmp_path):
   """kill -9 at random moments after each run's first new step, every third one as a save is being
   written; then the same command to the end. metrics.jsonl equals an uninterrupted run's in every
   field but the wall-clock ones (time, images_per_sec)."""
-  kills, total = (20, 120) if SOAK else (5, 30)
+  kills, total = (20, 120) if SOAK else (3, 30)  # 3: a random moment, a save, a random moment
   # One device: no cross-device rendezvous, which XLA:CPU aborts after 40 s on an overloaded host.
   env = {'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
   rng = random.Random(int(os.environ.get('ALEXNET_SOAK_SEED', '0')))
   reference, soaked = str(tmp_path / 'reference'), str(tmp_path / 'soaked')
   folder = os.path.join(soaked, 'checkpoints')
-  uninterrupted = start(synthetic(reference, total), tmp_path / 'reference.log', cache_dir, env)
+  uninterrupted = start(synthetic(reference, total), tmp_path / 'reference.log', env)
   for kill in range(kills):
     log = tmp_path / f'kill{kill}.log'
     before, done = set(os.listdir(folder)) if os.path.isdir(folder) else set(), max(
         logged_steps(soaked), default=0)
-    run = start(synthetic(soaked, total), log, cache_dir, env)
+    run = start(synthetic(soaked, total), log, env)
     wait_for_step(run, soaked, done + 1, log)  # each run gets further than the one before
     if kill % 3 == 1:
       while not _saving(folder, before) and run.poll() is None:
@@ -223,11 +149,11 @@ def test_soak_kill_9_at_random_moments_then_resume_logs_the_uninterrupted_metric
     code, text = finish(run, log)
     assert code == -signal.SIGKILL and 'Traceback' not in text, text[-3000:]
   log = tmp_path / 'last.log'
-  code, text = finish(start(synthetic(soaked, total), log, cache_dir, env), log)
+  code, text = finish(start(synthetic(soaked, total), log, env), log)
   assert code == 0, text[-3000:]
   code, text = finish(uninterrupted, tmp_path / 'reference.log')
   assert code == 0, text[-3000:]
   wall_clock = ('time', 'images_per_sec')
-  want, got = ([{k: v for k, v in r.items() if k not in wall_clock} for r in logged(w)]
-               for w in (reference, soaked))
+  want, got = ([{k: v for k, v in r.items() if k not in wall_clock}
+                for r in metrics_records(w, being_written=True)] for w in (reference, soaked))
   assert len(want) == total + total // 5 and got == want

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from configs import default
+from conftest import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEPS = sorted(glob.glob(os.path.join(REPO, 'configs', 'sweeps', '*.py')))
 _spec = importlib.util.spec_from_file_location('sweep_runner',
                                                os.path.join(REPO, 'launch', 'sweep.py'))

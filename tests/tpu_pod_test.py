@@ -3,32 +3,26 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import tempfile
 
 from alexnet_jax import paths
+from conftest import REPO
+from conftest import TEST_CACHE
+from conftest import free_port
 from conftest import tiny_flags
 from tests import fake_gcloud
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = tiny_flags(total_steps=2, log_every_steps=1)
 
 
 def readme_command():
   """(environment, arguments) of README's TPU pod command."""
-  with open(os.path.join(ROOT, 'README.md')) as f:
+  with open(os.path.join(REPO, 'README.md')) as f:
     block = re.search(r'<!-- tpu-pod-command -->\n```\n(.*?)```', f.read(), re.S).group(1)
   words = shlex.split(block.replace('\\\n', ' '))
   env = dict(w.split('=', 1) for w in words if re.fullmatch(r'[A-Z_]+=.*', w))
   return env, [w for w in words if not re.fullmatch(r'[A-Z_]+=.*', w)]
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 def _sleeper(cwd):
@@ -67,12 +61,11 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
       env = dict(os.environ, **env_vars, **gcs_emulator, PATH=_fake_path(tmp_path), FAKE_TPU_NAME=tpu,
                  FAKE_TPU_WORKERS='2', FAKE_TPU_ROOT=str(workers), FAKE_METADATA=','.join(metadata),
                  FAKE_GCLOUD_LOG=str(tmp_path / 'gcloud.jsonl'), LOG_DIR=str(tmp_path / 'logs'),
-                 LIBTPU_LOCKFILE=str(lock), COORDINATOR_PORT=str(_free_port()),
+                 LIBTPU_LOCKFILE=str(lock), COORDINATOR_PORT=str(free_port()),
                  JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4',
-                 JAX_COMPILATION_CACHE_DIR=os.environ.get('ALEXNET_JAX_TEST_CACHE', os.path.join(
-                     tempfile.gettempdir(), 'alexnet_jax_test_jax_cache')),
+                 JAX_COMPILATION_CACHE_DIR=TEST_CACHE,
                  JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
-      result = subprocess.run(args + TINY, cwd=ROOT, env=env,
+      result = subprocess.run(args + TINY, cwd=REPO, env=env,
                               capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     assert stale.wait(timeout=10) == -15  # SIGTERM from CLEAN=1
@@ -89,7 +82,7 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
     assert f'--zone={zone}' in call and '--worker=all' in call
   for i in range(2):  # SYNC=1: every worker runs this checkout's code
     synced = workers / f'worker_{i}' / 'alexnet_jax' / 'alexnet_jax' / 'main.py'
-    assert synced.read_text() == open(os.path.join(ROOT, 'alexnet_jax', 'main.py')).read()
+    assert synced.read_text() == open(os.path.join(REPO, 'alexnet_jax', 'main.py')).read()
     log = (tmp_path / 'logs' / f'worker_{i}.log').read_text()
     assert f'Process {i} of 2' in log and 'step 2/2' in log, log[-2000:]
   records = [json.loads(l) for l in paths.read_text(f'{workdir}/metrics.jsonl').splitlines()]
@@ -97,6 +90,6 @@ def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp
 
 
 def test_pod_launcher_without_arguments_prints_its_usage():
-  result = subprocess.run([os.path.join(ROOT, 'launch', 'tpu_pod.sh')], capture_output=True,
+  result = subprocess.run([os.path.join(REPO, 'launch', 'tpu_pod.sh')], capture_output=True,
                           text=True)
   assert result.returncode == 2 and 'usage:' in result.stderr

@@ -10,10 +10,10 @@ import pytest
 
 from alexnet_jax import train
 from alexnet_jax import workdir
-from checkpoint_test import snapshot
-from checkpoint_test import tiny_config
+from conftest import REPO
+from conftest import snapshot
+from conftest import tiny_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HOLD = ('import sys, time\nfrom alexnet_jax import workdir\n'
          'with workdir.lock(sys.argv[1]):\n  print("held", flush=True)\n  time.sleep(600)\n')
 
@@ -22,7 +22,7 @@ def test_a_second_run_stops_at_once_naming_the_live_run_and_kill_9_frees_the_wor
   path = str(tmp_path / 'run')
   os.makedirs(path)
   (tmp_path / 'run' / 'metrics.jsonl').write_text('{"step": 1, "split": "train"}\n')
-  holder = subprocess.Popen([sys.executable, '-c', _HOLD, path], cwd=ROOT, stdout=subprocess.PIPE,
+  holder = subprocess.Popen([sys.executable, '-c', _HOLD, path], cwd=REPO, stdout=subprocess.PIPE,
                             text=True)  # a live run, as far as the lock goes
   try:
     assert holder.stdout.readline() == 'held\n'

@@ -39,13 +39,16 @@ def _rate(next_batch, step, state, batch_size, seconds):
   return state, count / (time.perf_counter() - start)
 
 
-def run(batch_size: int, size: int, rounds: int, seconds: float) -> dict:
+def run(batch_size: int, size: int, rounds: int, seconds: float, *, fc_width: int = 4096,
+        num_images: int = 256) -> dict:
+  """{'pipeline', 'step', 'fed step': median images per wall second}; fc_width and num_images
+  (the JPEGs the pipeline cycles through) make a smaller run than torchvision's AlexNet."""
   config = cli.load_config_file('default')
   data_config = ml_collections.ConfigDict(dict(
       batch_size=batch_size, image_size=size, crop='paper', flip=True, pca_lighting_std=0.1))
-  jpegs = bench_input.make_jpegs(256)
+  jpegs = bench_input.make_jpegs(num_images)
   mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
-  model = AlexNet(variant='torchvision')
+  model = AlexNet(variant='torchvision', fc_width=fc_width)
   tx = optim.make_optimizer(config.optimizer, lambda _: config.optimizer.learning_rate)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=size, seed=0)
   step = step_lib.make_train_step(model, tx, mesh, specs, seed=0)
