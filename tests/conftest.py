@@ -71,7 +71,7 @@ def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
   return root
 
 
-def _cli_environ(env):
+def cli_environ(env=None) -> dict:
   """This process's variables, the session's cache and then env (a value None unsets one)."""
   env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,
          'JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS': '0', **(env or {})}
@@ -84,7 +84,7 @@ def run_module(module, *args, env=None, timeout=600):
   env: variables to set on top of this process's (a value None unsets the variable).
   """
   return subprocess.run([sys.executable, '-m', module, *map(str, args)], cwd=REPO,
-                        env=_cli_environ(env), capture_output=True, text=True, timeout=timeout)
+                        env=cli_environ(env), capture_output=True, text=True, timeout=timeout)
 
 
 def run_modules(*calls, env=None, timeout=600) -> list:
@@ -206,7 +206,7 @@ def start(command, log_path, env=None):
   """Starts command in the repository root with the session's compilation cache, its output to
   log_path (a file, not a pipe: absl logs a lot); env as run_module's."""
   with open(log_path, 'w') as log:
-    return subprocess.Popen(command, cwd=REPO, env=_cli_environ(env), stdout=log,
+    return subprocess.Popen(command, cwd=REPO, env=cli_environ(env), stdout=log,
                             stderr=subprocess.STDOUT)
 
 

@@ -22,9 +22,9 @@ from alexnet_jax import parallel
 from alexnet_jax import train
 from alexnet_jax import train_step as step_lib
 from conftest import REPO
-from conftest import TEST_CACHE
 from conftest import abstract_state
 from conftest import checkpoint_config
+from conftest import cli_environ
 from conftest import metrics_records
 from conftest import snapshot
 from conftest import tiny_flags
@@ -194,7 +194,7 @@ def test_damaged_newest_step_and_torn_metrics_line_resume_to_the_uninterrupted_l
   _replace(log, lines + lines.splitlines()[-1][:22])  # a kill -9 in the middle of a write
   with caplog.at_level(logging.INFO):
     train.train_and_evaluate(checkpoint_config(**{'total_steps': 4, 'checkpoint.every_steps': 1,
-                                            'checkpoint.keep': 1}), copy)
+                                                  'checkpoint.keep': 1}), copy)
   text = caplog.text
   assert 'checkpoints/3 is corrupt: _CHECKPOINT_METADATA is empty' in text
   assert f'Resumed from {copy}/checkpoints/2.' in text
@@ -228,8 +228,7 @@ def test_failed_save_ends_in_one_line_nonzero_and_leaves_the_checkpoint_before(r
   flags = ['--config=configs/default.py', f'--workdir={copy}', *tiny_flags(**{
       'data.batch_size': 8, 'model.num_classes': 8, 'total_steps': 4, 'log_every_steps': 1,
       'checkpoint.every_steps': 1, 'checkpoint.keep': 1})]  # the shared run's, saved each step
-  env = dict(os.environ, PYTHONPATH=REPO, XLA_FLAGS='--xla_force_host_platform_device_count=8',
-             JAX_COMPILATION_CACHE_DIR=TEST_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+  env = cli_environ({'PYTHONPATH': REPO, 'XLA_FLAGS': '--xla_force_host_platform_device_count=8'})
   result = subprocess.run([sys.executable, '-c', _SAVE_FAILS, *flags], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 1, result.stderr[-3000:]
