@@ -80,3 +80,17 @@ def test_layer_profile_times_every_layer_in_both_frameworks(tmp_path):
   for framework in ('jax', 'torch'):
     assert list(result[framework]) == names
     assert all(ms > 0 for ms in result[framework].values())
+
+
+def test_a_worker_that_hangs_on_exit_is_killed_after_its_last_reply(tmp_path, monkeypatch):
+  (tmp_path / 'hanging_worker.py').write_text(
+      'import json, sys, time\n'
+      'print(json.dumps({"ready": 1}), flush=True)\n'
+      'sys.stdin.readline()\n'
+      'print(json.dumps({"peak_rss_mib": 1.0}), flush=True)\n'
+      'time.sleep(600)\n')
+  monkeypatch.setenv('PYTHONPATH', str(tmp_path))
+  worker = workers.Worker('hanging', 'hanging_worker')
+  assert worker.info == {'ready': 1}
+  assert worker.close(timeout=2) == {'peak_rss_mib': 1.0}
+  assert worker.process.returncode is not None and worker.process.returncode < 0  # killed

@@ -78,7 +78,18 @@ class Worker:
     self.process.stdin.flush()
     return self._read()
 
-  def close(self) -> dict:
+  def close(self, timeout: float = 60.0) -> dict:
+    """Ends the worker: its last reply; a worker that hangs on its way out is killed after timeout.
+
+    Every figure has been read by then, so a hang at interpreter exit (seen once under load)
+    costs the run nothing.
+    """
     reply = self.ask('done')
-    self.process.wait()
+    try:
+      self.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+      print(f'the {self.name} worker did not exit {timeout:.0f} s after its last reply; killed.',
+            file=sys.stderr)
+      self.process.kill()
+      self.process.wait()
     return reply
