@@ -20,7 +20,7 @@ from alexnet_jax.parallel import everywhere
 
 STATE, META = 'state', 'meta'  # the items of a step folder
 CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
-CLASSIFIER = 'fc8'  # the one layer init_from re-initialises (when num_classes differs)
+CLASSIFIERS = ('fc8', 'fc10')  # AlexNet's, the CIFAR-10 nets': init_from re-initialises it
 
 
 class CheckpointError(ValueError):
@@ -288,12 +288,12 @@ def init_from(path: str, state):
               new.shape, new.sharding, lambda index, old=old, new=new: old[index].astype(new.dtype)),
           arrays, saved[layer])
       loaded.append(layer)
-    elif layer == CLASSIFIER:
+    elif layer in CLASSIFIERS:
       fresh.append(layer)
     else:
       raise CheckpointError(
           f'init_from={path}: layer {layer} is {_shapes(saved.get(layer, {}))} there and '
-          f'{_shapes(arrays)} here; only the classifier ({CLASSIFIER}) may differ.')
+          f'{_shapes(arrays)} here; only the classifier ({"/".join(CLASSIFIERS)}) may differ.')
   logging.info('init_from %s/%d: loaded %s; re-initialised %s.', folder, step, ', '.join(loaded),
                ', '.join(fresh) or 'nothing')
   return state.replace(params=params)

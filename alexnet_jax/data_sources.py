@@ -51,9 +51,18 @@ def open_source(data_config, split: str) -> Source:
   if data_config.get('downsample'):
     from alexnet_jax import downsample  # pylint: disable=g-import-not-at-top  # it builds on Source
     source = downsample.downsampled_source(
-        source, side=preprocess.resize_side(data_config.image_size),
+        source, side=preprocess.resize_side(data_config.image_size, resize_ratio(data_config)),
         data_dir=data_config.data_dir)
   return source
+
+
+def resize_ratio(data_config) -> float:
+  """data.resize_ratio, checked; runs saved before the key existed used the paper's 256/224."""
+  ratio = data_config.get('resize_ratio', preprocess.RESIZE_RATIO)
+  if not 1.0 <= ratio <= 4.0:
+    raise DataError(f'data.resize_ratio={ratio} is out of range: the shorter side before the crop '
+                    'over the crop size, from 1 (the whole image) to 4; the paper uses 256/224.')
+  return ratio
 
 
 def _parse_split(split: str):

@@ -85,7 +85,7 @@ class Classifier:
     self._mesh = jax.sharding.Mesh(devices, (_AXIS,))
     self._batch_sharding = NamedSharding(self._mesh, P(_AXIS))
     self.batch_size = -(-self.batch_size // devices.size) * devices.size
-    self.model = model_lib.AlexNet(**self.config.model)
+    self.model = model_lib.build(self.config.model)
     self.image_size = self.config.data.image_size
     self.compiles = 0  # traces of the forward pass: one per batch shape
 
@@ -117,12 +117,15 @@ class Classifier:
     evaluation). An unreadable file raises ImageError naming it, or with skip_bad yields
     {'path', 'error'} in its place.
     """
-    from alexnet_jax import input_pipeline  # pylint: disable=g-import-not-at-top  # TF, lazily
+    # pylint: disable=g-import-not-at-top  # TF, lazily
+    from alexnet_jax import data_sources
+    from alexnet_jax import input_pipeline
     items = list(items)
     names = [item if isinstance(item, str) else f'array {i}' for i, item in enumerate(items)]
     top_k = min(top_k, self.model.num_classes)
     for indices, images_BHWC, bad in input_pipeline.image_batches(
-        items, size=self.image_size, batch_size=self.batch_size):
+        items, size=self.image_size, batch_size=self.batch_size,
+        resize_ratio=data_sources.resize_ratio(self.config.data)):
       if bad and not skip_bad:
         raise ImageError(f'{names[bad[0]]} is not a readable image; remove it or pass --skip_bad.')
       results = {index: {'path': names[index], 'error': 'not a readable image'} for index in bad}

@@ -176,7 +176,8 @@ def train_dataset(data_config, source, *, seed: int, start_step: int = 0) -> tf.
     image, lighting = preprocess.train_image(
         source.image_bytes(payload), tf.stack([tf.cast(seed, tf.int64), position]),
         size=data_config.image_size, crop=data_config.crop, flip=data_config.flip,
-        pca_lighting_std=data_config.pca_lighting_std)
+        pca_lighting_std=data_config.pca_lighting_std,
+        resize_ratio=data_sources.resize_ratio(data_config))
     return {'image': image, 'label': label, 'lighting': lighting}
   dataset = tf.data.Dataset.counter(start_step, dtype=tf.int64)
   dataset = dataset.map(read, num_parallel_calls=2).unbatch()
@@ -189,7 +190,8 @@ def eval_dataset(data_config, source) -> tf.data.Dataset:
   """This process's slice of every global eval batch; rows past the end are padding, mask False."""
   global_batch = data_config.batch_size
   local = _local_batch_size(global_batch)
-  size, crops = data_config.image_size, data_config.eval_crops
+  size, crops, ratio = (data_config.image_size, data_config.eval_crops,
+                         data_sources.resize_ratio(data_config))
   if crops not in (1, 10):
     raise DataError(f'data.eval_crops={crops} is not supported; use 1 or 10.')
 
@@ -202,8 +204,8 @@ def eval_dataset(data_config, source) -> tf.data.Dataset:
   @tf.autograph.experimental.do_not_convert
   def crop(payload, label, mask):
     image_bytes = source.image_bytes(payload)
-    image = (preprocess.ten_crop(image_bytes, size=size) if crops == 10
-             else preprocess.eval_image(image_bytes, size=size))
+    image = (preprocess.ten_crop(image_bytes, size=size, resize_ratio=ratio) if crops == 10
+             else preprocess.eval_image(image_bytes, size=size, resize_ratio=ratio))
     return {'image': image, 'label': label, 'mask': mask}
   num_batches = -(-source.num_examples // global_batch)
   dataset = tf.data.Dataset.range(num_batches).map(read, num_parallel_calls=2).unbatch()
@@ -241,7 +243,8 @@ def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterato
   return _numpy_batches(dataset, f'{data_config.name} {data_config.eval_split}')
 
 
-def image_batches(items, *, size: int, batch_size: int) -> Iterator[tuple]:
+def image_batches(items, *, size: int, batch_size: int,
+                  resize_ratio: float = preprocess.RESIZE_RATIO) -> Iterator[tuple]:
   """Files or uint8 [H, W, 3] arrays, read as evaluation reads them (centre crop), in batches.
 
   Yields (indices [n], uint8 images [n, size, size, 3], unreadable indices) in input order; an
@@ -264,7 +267,7 @@ def image_batches(items, *, size: int, batch_size: int) -> Iterator[tuple]:
   @tf.autograph.experimental.do_not_convert
   def load(index, from_file, value):
     image_bytes = tf.cond(from_file, lambda: tf.io.read_file(value), lambda: value)
-    return index, preprocess.eval_image(image_bytes, size=size)
+    return index, preprocess.eval_image(image_bytes, size=size, resize_ratio=resize_ratio)
   dataset = tf.data.Dataset.from_tensor_slices(
       (tf.range(len(values), dtype=tf.int64), is_path, tf.constant(values, tf.string)))
   dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()

@@ -104,14 +104,14 @@ def adaptive_avg_pool(x_BHWC, size=POOLED_SIZE):
   return jnp.einsum('oh,bhwc,pw->bopc', rows, x_BHWC, cols)
 
 
-def _torch_bias_init(fan_in):
+def torch_bias_init(fan_in):
   bound = 1.0 / np.sqrt(fan_in)
   return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
 # PyTorch's default kernel init (kaiming_uniform with a=sqrt(5)) is this variance scaling.
-_torch_kernel_init = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
-_he_kernel_init = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+TORCH_KERNEL_INIT = nn.initializers.variance_scaling(1 / 3, 'fan_in', 'uniform')
+HE_KERNEL_INIT = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
 
 
 def per_example_dropout(x_BF, rate, key, example_ids_B, column_offset=0, total_columns=None):
@@ -214,7 +214,7 @@ class AlexNet(nn.Module):
 
   def _check(self):
     if self.variant not in VARIANTS:
-      raise ValueError(f'model.variant={self.variant!r} is unknown; use one of {sorted(VARIANTS)}.')
+      raise ValueError(f'model.variant={self.variant!r} is unknown; use one of {variants()}.')
     if self.option('activation') not in ('relu', 'tanh'):
       raise ValueError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
     if self.option('groups') not in (1, 2):
@@ -225,9 +225,9 @@ class AlexNet(nn.Module):
 
   def _conv_init(self, bias_value, fan_in):
     if self.option('weight_init') == 'torchvision':
-      return _torch_kernel_init, _torch_bias_init(fan_in)
+      return TORCH_KERNEL_INIT, torch_bias_init(fan_in)
     if self.option('weight_init') == 'he':
-      return _he_kernel_init, nn.initializers.zeros
+      return HE_KERNEL_INIT, nn.initializers.zeros
     return nn.initializers.normal(0.01), nn.initializers.constant(bias_value)
 
   def _dense(self, name, features, split, fan_in, bias_value):
@@ -286,6 +286,19 @@ class AlexNet(nn.Module):
     x_BF = act(self._dense('fc7', self.fc_width, 'rows', self.fc_width, 1.0)(x_BF))
     logits_BK = self._dense('fc8', self.num_classes, 'columns', self.fc_width, 0.0)(x_BF)
     return logits_BK.astype(jnp.float32)
+
+
+def build(model_config) -> nn.Module:
+  """The network of a model.* config: AlexNet, or a CIFAR-10 net of cuda-convnet (cifar_nets.py)."""
+  from alexnet_jax import cifar_nets  # pylint: disable=g-import-not-at-top  # it builds on this module
+  if model_config['variant'] in cifar_nets.VARIANTS:
+    return cifar_nets.CifarNet(**model_config)
+  return AlexNet(**model_config)
+
+
+def variants() -> list[str]:
+  from alexnet_jax import cifar_nets  # pylint: disable=g-import-not-at-top
+  return sorted(VARIANTS) + sorted(cifar_nets.VARIANTS)
 
 
 def count_params(params) -> int:

@@ -3,6 +3,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _window_views(x_BHWC, window: int, stride: int):
@@ -48,3 +49,20 @@ def _max_pool_bwd(window, stride, residuals, dy_BHWC):
 
 
 max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def ceil_padding(size: int, window: int, stride: int) -> int:
+  """Pixels to add past the edge so that 1 + ceil((size - window) / stride) windows fit."""
+  return -(-(size - window) // stride) * stride + window - size
+
+
+def avg_pool(x_BHWC, window: int, stride: int, padding=(0, 0)):
+  """Average pooling over the pixels of each window inside the image (padding: past the bottom and
+  right edges, not counted), as cuda-convnet's; a sum of strided slices, whose gradient is pads."""
+  pad_h, pad_w = padding
+  padded = jnp.pad(x_BHWC, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+  sums = functools.reduce(jnp.add, _window_views(padded, window, stride))
+  h, w = x_BHWC.shape[1:3]
+  counts = [np.minimum(np.arange(0, n + pad - window + 1, stride) + window, n)
+            - np.arange(0, n + pad - window + 1, stride) for n, pad in ((h, pad_h), (w, pad_w))]
+  return sums / jnp.asarray(np.outer(*counts)[None, :, :, None], x_BHWC.dtype)

@@ -6,7 +6,7 @@ lighting offset, mean/std) runs on the device in model.standardize: 4x fewer byt
 """
 import tensorflow as tf
 
-RESIZE_RATIO = 256 / 224  # the paper resizes to 256 and crops 224
+RESIZE_RATIO = 256 / 224  # the paper resizes to 256 and crops 224 (data.resize_ratio)
 # ImageNet RGB covariance on [0, 1] images (fb.resnet.torch); rows of EIGVEC are R, G, B.
 EIGVAL = (0.2175, 0.0188, 0.0045)
 EIGVEC = ((-0.5675, 0.7192, 0.4009),
@@ -17,9 +17,13 @@ INCEPTION_ASPECT = (3 / 4, 4 / 3)
 DCT_RATIOS = (1, 2, 4, 8)  # libjpeg decodes at 1/2, 1/4, 1/8 scale in the DCT domain
 
 
-def resize_side(size: int) -> int:
-  """Shorter side the image is resized to before a crop of `size` (256 for 224)."""
-  return round(size * RESIZE_RATIO)
+def resize_side(size: int, ratio: float = RESIZE_RATIO) -> int:
+  """Shorter side the image is resized to before a crop of `size` (256 for 224).
+
+  ratio is data.resize_ratio: the paper's 256/224; 32/24 takes cuda-convnet's 24-px crops of
+  CIFAR-10's 32-px photos without resampling; 1 keeps the whole image.
+  """
+  return round(size * ratio)
 
 
 def to_uint8(image_HWC):
@@ -70,14 +74,15 @@ def _central_square(shape_hw):
   return (shape_hw[0] - side) // 2, (shape_hw[1] - side) // 2, side
 
 
-def _crop_side(side, size: int):
-  return tf.maximum(1, tf.cast(tf.cast(side, tf.float32) * size / resize_side(size), tf.int32))
+def _crop_side(side, size: int, ratio: float):
+  return tf.maximum(1, tf.cast(tf.cast(side, tf.float32) * size / resize_side(size, ratio),
+                               tf.int32))
 
 
-def paper_window(shape_hw, size: int, seed):
+def paper_window(shape_hw, size: int, seed, ratio: float = RESIZE_RATIO):
   """The paper's crop, in original pixels: a random `size` crop of the central square at 256/224."""
   y0, x0, side = _central_square(shape_hw)
-  crop = _crop_side(side, size)
+  crop = _crop_side(side, size, ratio)
   offsets = tf.random.stateless_uniform([2], seed, minval=0, maxval=side - crop + 1, dtype=tf.int32)
   return tf.stack([y0 + offsets[0], x0 + offsets[1], crop, crop])
 
@@ -91,10 +96,10 @@ def inception_window(shape_hw, seed):
   return tf.stack([begin[0], begin[1], extent[0], extent[1]])
 
 
-def center_window(shape_hw, size: int):
+def center_window(shape_hw, size: int, ratio: float = RESIZE_RATIO):
   """The central crop that becomes `size` after resizing the shorter side to 256/224 of it."""
   y0, x0, side = _central_square(shape_hw)
-  crop = _crop_side(side, size)
+  crop = _crop_side(side, size, ratio)
   return tf.stack([y0 + (side - crop) // 2, x0 + (side - crop) // 2, crop, crop])
 
 
@@ -112,14 +117,14 @@ def lighting_shift(alpha_std: float, seed):
 
 
 def train_image(image_bytes, seed, *, size: int, crop: str = 'paper', flip: bool = True,
-                pca_lighting_std: float = 0.1):
+                pca_lighting_std: float = 0.1, resize_ratio: float = RESIZE_RATIO):
   """Training augmentation of one encoded image -> (uint8 [size, size, 3], lighting float32 [3]).
 
   The lighting offset is on the [0, 1] pixel scale, added on the device (model.standardize).
   """
   crop_seed, flip_seed, light_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
   if crop == 'paper':
-    window_fn = lambda shape_hw: paper_window(shape_hw, size, crop_seed)
+    window_fn = lambda shape_hw: paper_window(shape_hw, size, crop_seed, resize_ratio)
   elif crop == 'inception':
     window_fn = lambda shape_hw: inception_window(shape_hw, crop_seed)
   else:
@@ -131,17 +136,18 @@ def train_image(image_bytes, seed, *, size: int, crop: str = 'paper', flip: bool
   return image, lighting_shift(pca_lighting_std, light_seed)
 
 
-def eval_image(image_bytes, *, size: int):
+def eval_image(image_bytes, *, size: int, resize_ratio: float = RESIZE_RATIO):
   """Centre crop -> uint8 [size, size, 3]."""
-  return decode_resized(image_bytes, lambda shape_hw: center_window(shape_hw, size), size)
+  return decode_resized(image_bytes, lambda shape_hw: center_window(shape_hw, size, resize_ratio),
+                        size)
 
 
-def ten_crop(image_bytes, *, size: int):
+def ten_crop(image_bytes, *, size: int, resize_ratio: float = RESIZE_RATIO):
   """The paper's test crops -> uint8 [10, size, size, 3]: 4 corners and centre, then their mirrors.
 
   The image is resized to 256/224 x size on its shorter side and its central square kept, as the paper.
   """
-  full = resize_side(size)
+  full = resize_side(size, resize_ratio)
   square = decode_resized(image_bytes, square_window, full)
   far, mid = full - size, (full - size) // 2
   corners = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]

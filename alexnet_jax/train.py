@@ -81,7 +81,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=steps_per_epoch,
                                  total_steps=total_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  model = model_lib.AlexNet(**config.model)
+  model = model_lib.build(config.model)
   # The state first: a bad model key fails before the workdir is touched.
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=config.data.image_size,
                                              seed=config.seed)
@@ -185,7 +185,7 @@ def _loop(run: _Run, state, batches, step: int, carried):
       top1 = eval_metrics['top1']
       run.writer.write(step, 'eval', eval_metrics)
       run.writer.image(step, 'conv1/filters', pictures.filter_grid(
-          state.params['conv1']['kernel'], model_lib.AlexNet(**run.config.model).option('groups')))
+          state.params['conv1']['kernel'], model_lib.build(run.config.model).option('groups')))
       logging.info('eval at step %d: %s', step, eval_metrics)
       window_start = time.perf_counter()
     if step % run.config.checkpoint.every_steps == 0 or step == run.total_steps:

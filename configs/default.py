@@ -35,6 +35,9 @@ def get_config():
       image_size=224,
       batch_size=128,  # global, over all processes and devices
       crop='paper',  # 'paper': resize shorter side to 256/224 x image_size, random crop | 'inception'
+      # Shorter side before the crop / image_size: the paper's 256/224 (train and eval crops);
+      # 32/24 takes 24-px crops of CIFAR-10's 32-px photos unscaled; 1.0 keeps the whole image.
+      resize_ratio=256 / 224,
       flip=True,
       pca_lighting_std=0.1,  # 0 turns PCA lighting off
       eval_crops=1,  # 1: centre crop | 10: the paper's four corners + centre and their mirrors
@@ -51,7 +54,8 @@ def get_config():
   ))
 
   config.model = ml_collections.ConfigDict(dict(
-      variant='paper',  # 'paper' | 'torchvision'
+      # 'paper' | 'torchvision' | 'cifar18pct' | 'cifar_conv_local' (cuda-convnet's CIFAR-10 nets)
+      variant='paper',
       num_classes=1000,
       # The ablation knobs; None takes the variant's own value.
       activation=ml_collections.FieldReference(None, field_type=str),  # 'relu' | 'tanh'

@@ -51,18 +51,25 @@ def train(config: str, point: dict, workdir: str, stop_at_error=None) -> None:
                                                                     1 - stop_at_error))):
     print(f'# reused {workdir}', flush=True)
     return
+  launch(config, point, workdir, stop_at_error)
+
+
+def launch(config: str, point: dict, workdir: str, stop_at_error=None) -> None:
+  """Runs (or resumes) the point's training in workdir, its log in workdir.log; with
+  stop_at_error, stopped (SIGTERM: a checkpoint, exit 0) once its training error gets there."""
   command = [sys.executable, '-m', 'alexnet_jax.main', f'--config={config}', f'--workdir={workdir}']
   command += [f'--{k}={v}' for k, v in point.items()]  # as launch/sweep.py runs a point
   os.makedirs(os.path.dirname(workdir), exist_ok=True)
   print('$ ' + shlex.join(command), flush=True)
-  process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-                             stdout=subprocess.DEVNULL, stderr=open(workdir + '.log', 'w'))
-  while process.poll() is None:
-    time.sleep(2)
-    if stop_at_error and runs_lib.is_run(workdir) and runs_lib.steps_to(
-        runs_lib.read(workdir).train, 'top1', 1 - stop_at_error):
-      process.send_signal(signal.SIGTERM)  # train.py saves and exits 0
-      process.wait()
+  with open(workdir + '.log', 'a') as log:  # a resumed run's log goes on
+    process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                               stdout=subprocess.DEVNULL, stderr=log)
+    while process.poll() is None:
+      time.sleep(2)
+      if stop_at_error and runs_lib.is_run(workdir) and runs_lib.steps_to(
+          runs_lib.read(workdir).train, 'top1', 1 - stop_at_error):
+        process.send_signal(signal.SIGTERM)  # train.py saves and exits 0
+        process.wait()
   if process.returncode:
     raise SystemExit(f'failed ({process.returncode}): {shlex.join(command)}; see {workdir}.log')
 

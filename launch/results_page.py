@@ -201,6 +201,10 @@ at its start, {load_end:.1f} at its end). On 2 idle cores a fresh start takes le
 Krizhevsky et al. (2012)'s claims checked on 64-pixel generated images and runs of minutes: they
 test the direction of each claim, not its size on ImageNet.
 
+These runs on generated images are a fast check. The paper's two CIFAR-10 experiments (Figure 1
+and the response-normalization result), run with Krizhevsky's own CIFAR-10 networks on real
+CIFAR-10 photos, are on [cifar10.md](cifar10.md).
+
 ## Figure 1: ReLU against tanh
 
 Steps to reach 25% training error (top-1 over the last 10 training batches, logged every 10

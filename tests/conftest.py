@@ -157,7 +157,7 @@ def train_parts(config, devices=None):
   mesh = parallel.make_mesh(config.mesh, devices=devices)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=4,
                                  total_steps=config.total_steps)
-  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.AlexNet(**config.model)
+  return mesh, optim.make_optimizer(config.optimizer, schedule), model_lib.build(config.model)
 
 
 def abstract_state(config, devices=None):

@@ -121,3 +121,30 @@ def test_centre_crop_is_centred():
   image = preprocess.eval_image(tf.constant(encode(coordinate_image(full), 'PNG')), size=SIZE)
   mid = (full - SIZE) // 2
   np.testing.assert_array_equal(image[0, 0, :2], [mid, mid])
+
+
+@pytest.mark.parametrize('format_', ['PNG', 'JPEG'])
+def test_cifar_crops_are_windows_of_the_photo_not_resampled(format_):
+  """data.resize_ratio=32/24: cuda-convnet's 24-px crops of a 32-px photo, its pixels as decoded;
+  1.0 at 32 px: the whole photo. (A JPEG window decoded alone differs from the whole decode by
+  libjpeg's chroma upsampling at the window's edges: measured 0.33 levels on average, here <= 1.)"""
+  photo = encode(random_image(32, 32), format_)
+  pixels = tf.io.decode_image(photo, channels=3).numpy().astype(int)
+  near = lambda a, b: np.abs(a.astype(int) - b).mean() <= (1.0 if format_ == 'JPEG' else 0.0)
+  ratio = 32 / 24
+  seen = set()
+  for seed in range(12):
+    crop, _ = preprocess.train_image(tf.constant(photo), tf.constant([seed, 3], tf.int64), size=24,
+                                     flip=False, pca_lighting_std=0.0, resize_ratio=ratio)
+    crop = crop.numpy()
+    offsets = [(y, x) for y in range(9) for x in range(9) if near(crop, pixels[y:y + 24, x:x + 24])]
+    assert offsets, seed
+    seen.add(offsets[0])
+  assert len(seen) > 4  # random windows
+  centre = preprocess.eval_image(tf.constant(photo), size=24, resize_ratio=ratio).numpy()
+  assert near(centre, pixels[4:28, 4:28])
+  crops = preprocess.ten_crop(tf.constant(photo), size=24, resize_ratio=ratio).numpy()
+  assert near(crops[3], pixels[8:, 8:]) and near(crops[0], pixels[:24, :24])
+  whole, _ = preprocess.train_image(tf.constant(photo), tf.constant([0, 0], tf.int64), size=32,
+                                    flip=False, pca_lighting_std=0.0, resize_ratio=1.0)
+  assert near(whole.numpy(), pixels)

@@ -85,7 +85,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
   mesh = parallel.make_mesh(config.mesh, devices=jax.devices()[:1])
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=10_000, total_steps=10**6)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  model = model_lib.AlexNet(**config.model)
+  model = model_lib.build(config.model)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=image_size,
                                              seed=config.seed)
   host = _synthetic(batch, image_size)

@@ -132,7 +132,7 @@ def build_report(config) -> dict:
                               hidden=config.model.fc_width)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=1000, total_steps=100_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
-  model = model_lib.AlexNet(**config.model)
+  model = model_lib.build(config.model)
   state, specs = train_step.abstract_train_state(model, tx, mesh, image_size=size,
                                                  seed=config.seed)
   step = train_step.make_train_step(model, tx, mesh, specs, seed=config.seed)

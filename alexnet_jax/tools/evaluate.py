@@ -60,7 +60,7 @@ def evaluate(workdir: str, step, config) -> tuple[dict, int]:
   mesh, info = train.mesh_and_data(config)
   specs = parallel.param_specs(host_params)
   params = parallel.host_to_mesh(host_params, mesh, specs)
-  eval_step = step_lib.make_eval_step(model_lib.AlexNet(**config.model), mesh, specs)
+  eval_step = step_lib.make_eval_step(model_lib.build(config.model), mesh, specs)
   total = -(-info.num_eval_examples // config.data.batch_size)
   start = time.time()
 

@@ -67,7 +67,7 @@ def main(argv):
   except (checkpoint.CheckpointError, OSError) as e:
     cli.fail(str(e).splitlines()[0])
   kernel = params['conv1']['kernel']
-  groups = model_lib.AlexNet(**config['model']).option('groups')
+  groups = model_lib.build(config['model']).option('groups')
   if kernel.shape[-1] % groups:
     groups = 1  # conv1 is not split when its kernel count is odd
   size = f'{kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}'

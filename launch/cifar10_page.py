@@ -1,0 +1,132 @@
+"""Writes docs/cifar10.md and its Figure 1 picture from launch/cifar10.py's facts.json."""
+import os
+import statistics
+
+PAPER_RATIO = 6  # section 3.1: "six times faster"
+PAPER_LRN = (0.13, 0.11)  # section 3.3: test error without / with response normalization
+
+
+def _mean_std(values):
+  return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _epochs_text(epochs, cap):
+  return ', '.join(f'{e:.2f}' if e is not None else f'>{cap}' for e in epochs)
+
+
+def ratio(figure1: dict):
+  """(ratio of the mean epochs tanh / ReLU, lowest and highest ratio over seed pairs, is_bound).
+
+  A seed that never reached the line counts at its cap, so the ratio is then a lower bound.
+  """
+  counted = {a: [e if e is not None else figure1[a]['cap'] for e in figure1[a]['epochs'].values()]
+             for a in ('relu', 'tanh')}
+  pairs = [t / r for t in counted['tanh'] for r in counted['relu']]
+  bound = any(e is None for e in figure1['tanh']['epochs'].values())
+  return (statistics.mean(counted['tanh']) / statistics.mean(counted['relu']), min(pairs),
+          max(pairs), bound)
+
+
+def plot_figure1(figure1: dict, train_error: float, path: str) -> None:
+  """Training error against epochs, every seed of each activation at its best rate (the paper's form)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axis = plt.subplots(figsize=(7, 4.5))
+  for activation, color, style in (('relu', 'tab:blue', '-'), ('tanh', 'tab:red', '--')):
+    facts = figure1[activation]
+    for i, (seed, curve) in enumerate(sorted(facts['curves'].items())):
+      epochs, errors = zip(*curve) if curve else ((), ())
+      name = 'ReLU' if activation == 'relu' else 'tanh'
+      axis.plot(epochs, errors, color=color, linestyle=style, linewidth=1.2, alpha=0.85,
+                label=f'{name}, lr {facts["lr"]} ({len(facts["curves"])} seeds)' if i == 0 else None)
+  axis.axhline(train_error, color='black', linestyle=':', linewidth=1,
+               label=f'{train_error:.0%} training error')
+  axis.set(title='Figure 1 on CIFAR-10: cuda-convnet\'s 18pct net, ReLU against tanh',
+           xlabel='epochs', ylabel='training error (mean of the last 50 steps)', ylim=(0, 0.95))
+  axis.set_xlim(left=0)
+  axis.grid(alpha=0.3)
+  axis.legend(fontsize=8)
+  fig.text(0.01, 0.01, 'Each run stops once it reaches the dotted line.', fontsize=7)
+  fig.tight_layout(rect=(0, 0.03, 1, 1))
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _figure1(facts: dict) -> list[str]:
+  figure1 = facts['figure1']
+  lines = ['## Figure 1: ReLU against tanh (section 3.1)', '',
+           'cuda-convnet\'s 18pct network (`configs/cifar10_18pct.py`), no weight decay, on the 45,000 '
+           'training photos, batch 128, SGD with momentum 0.9 at a constant learning rate. Each '
+           f'activation tried each rate of the grid for {figure1["relu"]["probe_epochs"]:g} epochs '
+           '(seed 0); the rate with the lowest training error then ran on to 25% training error, '
+           'and seeds 1 and 2 beside it.', '',
+           '| activation | training error after the probe, by learning rate | chosen rate | '
+           'epochs to 25% training error (seeds 0, 1, 2) | mean ± std |', '|---|---|---|---|---|']
+  for activation in ('relu', 'tanh'):
+    f = figure1[activation]
+    grid = ', '.join(f'{lr}: {e:.3f}' for lr, e in sorted(f['probe_error'].items(),
+                                                          key=lambda kv: float(kv[0])))
+    reached = [e for e in f['epochs'].values() if e is not None]
+    mean_std = (f'{_mean_std(reached)[0]:.2f} ± {_mean_std(reached)[1]:.2f}'
+                if len(reached) == len(f['epochs']) else f'{len(reached)} of {len(f["epochs"])} '
+                f'reached in {f["cap"]}')
+    name = 'ReLU' if activation == 'relu' else 'tanh'
+    lines.append(f'| {name} | {grid} | {f["lr"]} | {_epochs_text(f["epochs"].values(), f["cap"])} '
+                 f'| {mean_std} |')
+  value, low, high, bound = ratio(figure1)
+  lines += ['', f'**tanh / ReLU: {"≥ " if bound else ""}{value:.2f}x** (ratio of the mean epochs; '
+            f'over the 9 seed pairs it ranges from {low:.2f}x to {high:.2f}x). The paper: about '
+            f'{PAPER_RATIO}x.', '', '![Figure 1 on CIFAR-10](cifar10/figure1.png)', '']
+  if facts.get('figure1_note'):
+    lines += [facts['figure1_note'], '']
+  return lines
+
+
+def _lrn(facts: dict) -> list[str]:
+  lrn = facts['lrn']
+  by_flag = {flag: [r for r in lrn['runs'].values() if r['lrn'] == flag] for flag in (True, False)}
+  lines = ['## Response normalization (section 3.3)', '',
+           'cuda-convnet\'s conv-local network (`configs/cifar10_conv_local.py`) with its two '
+           'cross-map normalizations (the 11% net) and without them (the 13% net), '
+           f'{lrn["epochs"]} epochs each (learning rate 0.001, /10 for the last epoch), random '
+           '24-px crops and flips, error on the 5,000 held-out photos (centre crop).', '',
+           '| network | held-out error by seed | mean ± std | training error at the end |',
+           '|---|---|---|---|']
+  for flag in (True, False):
+    runs = sorted(by_flag[flag], key=lambda r: r['seed'])
+    errors = [r['error'] for r in runs]
+    mean, std = _mean_std(errors)
+    lines.append(f'| {"with" if flag else "without"} normalization | '
+                 f'{", ".join(f"{e:.2%}" for e in errors)} | {mean:.2%} ± {std:.2%} | '
+                 f'{statistics.mean(r["train_error"] for r in runs):.2%} |')
+  (mean_on, std_on), (mean_off, std_off) = (_mean_std([r['error'] for r in by_flag[f]])
+                                            for f in (True, False))
+  spread = (std_on**2 / len(by_flag[True]) + std_off**2 / len(by_flag[False]))**0.5
+  lines += ['', f'**Normalization lowers the held-out error by {(mean_off - mean_on) * 100:.2f} '
+            f'± {spread * 100:.2f} points** (difference of the means ± its standard error). The '
+            f'paper: {PAPER_LRN[0]:.0%} against {PAPER_LRN[1]:.0%} test error, 2 points, after '
+            'about 500 epochs; this budget is far shorter.', '']
+  if facts.get('lrn_note'):
+    lines += [facts['lrn_note'], '']
+  return lines
+
+
+def write(facts: dict, docs: str) -> str:
+  """Writes DOCS/cifar10.md (and DOCS/cifar10/figure1.png) from what facts holds; returns the path."""
+  lines = ['# The paper\'s CIFAR-10 experiments, on real CIFAR-10', '',
+           'Generated by `python launch/cifar10.py --data=data/cifar10 figure1 lrn page` from '
+           '`docs/cifar10/facts.json`, with Krizhevsky\'s own CIFAR-10 networks (cuda-convnet\'s '
+           'layer files, `alexnet_jax/cifar_nets.py`) on the 50,000 CIFAR-10 training photos '
+           '(JPEG re-encodings), 45,000 for training and 5,000 held out (a fixed shuffle). '
+           'Every run: 2 CPU cores.', '']
+  if 'figure1' in facts:
+    os.makedirs(os.path.join(docs, 'cifar10'), exist_ok=True)
+    plot_figure1(facts['figure1'], 0.25, os.path.join(docs, 'cifar10', 'figure1.png'))
+    lines += _figure1(facts)
+  if 'lrn' in facts:
+    lines += _lrn(facts)
+  path = os.path.join(docs, 'cifar10.md')
+  with open(path, 'w') as f:
+    f.write('\n'.join(lines))
+  return path

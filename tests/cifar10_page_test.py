@@ -1,0 +1,48 @@
+"""launch/cifar10_page.py: Figure 1's ratio with its spread (a bound when tanh never got there),
+the normalization difference with its standard error, the picture."""
+import os
+import sys
+
+from PIL import Image
+
+from conftest import REPO
+
+sys.path.insert(0, os.path.join(REPO, 'launch'))
+import cifar10_page  # pylint: disable=g-import-not-at-top,wrong-import-position  # launch/cifar10_page.py
+
+
+def _activation(lr, epochs, cap):
+  return {'probe_epochs': 2.0, 'probe_error': {'0.003': 0.6, '0.01': 0.5, '0.03': 0.55}, 'lr': lr,
+          'cap': cap, 'epochs': dict(zip('012', epochs)),
+          'curves': {seed: [(0.5 * i, 0.9 - 0.05 * i) for i in range(int(2 * (e or cap)) + 1)]
+                     for seed, e in zip('012', epochs)}}
+
+
+def _facts(tanh_epochs):
+  runs = {f'lrn={flag},seed={seed}': {'lrn': flag, 'seed': seed, 'error': error,
+                                      'train_error': 0.3, 'top5_error': 0.05}
+          for flag, errors in ((True, (0.30, 0.32, 0.31)), (False, (0.35, 0.33, 0.34)))
+          for seed, error in enumerate(errors)}
+  return {'figure1': {'relu': _activation(0.01, [2.0, 3.0, 4.0], 30),
+                      'tanh': _activation(0.03, tanh_epochs, 60)},
+          'lrn': {'epochs': 4, 'decay_at': 3, 'runs': runs}}
+
+
+def test_the_page_gives_the_ratio_of_means_its_range_and_the_lrn_difference(tmp_path):
+  text = open(cifar10_page.write(_facts([6.0, 9.0, 12.0]), str(tmp_path))).read()
+  assert '**tanh / ReLU: 3.00x**' in text  # 9 / 3
+  assert 'from 1.50x to 6.00x' in text  # 6 / 4 and 12 / 2
+  assert '| ReLU | 0.003: 0.600, 0.01: 0.500, 0.03: 0.550 | 0.01 | 2.00, 3.00, 4.00 | 3.00 ± 1.00 |' in text
+  assert '| with normalization | 30.00%, 32.00%, 31.00% | 31.00% ± 1.00% |' in text
+  # 34% - 31% = 3 points; standard error sqrt(2 * 0.01^2 / 3) = 0.82 points
+  assert '**Normalization lowers the held-out error by 3.00 ± 0.82 points**' in text
+  image = Image.open(tmp_path / 'cifar10' / 'figure1.png')
+  pixels = image.convert('RGB').getdata()
+  assert any(r > 200 and g < 80 and b < 80 for r, g, b in pixels)  # tanh's red curves are drawn
+  assert any(b > 150 and r < 80 for r, g, b in pixels)  # and ReLU's blue ones
+
+
+def test_a_tanh_seed_that_never_got_there_makes_the_ratio_a_lower_bound(tmp_path):
+  text = open(cifar10_page.write(_facts([6.0, None, 12.0]), str(tmp_path))).read()
+  assert '**tanh / ReLU: ≥ 8.67x**' in text  # (6 + 60 + 12) / 3 / 3
+  assert '| 6.00, >60, 12.00 | 2 of 3 reached in 60 |' in text
