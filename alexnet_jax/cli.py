@@ -1,4 +1,5 @@
 """Command-line plumbing shared by main.py and the tools: one-line errors, config flag parsing."""
+import functools
 import importlib
 import os
 import re
@@ -11,8 +12,15 @@ from ml_collections import config_flags
 
 
 def fail(message: str) -> None:
-  """Prints `error: message` on stderr and exits with status 1."""
-  print(f'error: {message}', file=sys.stderr)
+  """Prints `error: message` on stderr, on a line of its own, and exits with status 1."""
+  # Background threads (Orbax's, tensorstore's) may have left a partial line on stderr, some
+  # behind Python's back: start a new line, and write it in one write(2) that none can split.
+  line = f'\nerror: {message}\n'
+  sys.stderr.flush()
+  try:
+    os.write(sys.stderr.fileno(), line.encode(errors='backslashreplace'))
+  except (AttributeError, OSError, ValueError):  # a stderr without a descriptor (io.StringIO)
+    sys.stderr.write(line)
   sys.exit(1)
 
 
@@ -45,6 +53,12 @@ def define_config_dict(config, argv, help_text: str) -> None:
 def config_overrides(argv) -> list[str]:
   """The --config.KEY=VALUE arguments of a command line, as given."""
   return [a for a in argv if a.startswith('--config.')]
+
+
+def overridden_values(config, argv) -> dict:
+  """{dotted key: its value in config} of the keys that argv's --config.KEY=VALUE arguments set."""
+  keys = [a[len('--config.'):].partition('=')[0] for a in config_overrides(argv)]
+  return {key: functools.reduce(getattr, key.split('.'), config) for key in keys}
 
 
 class _NoOrbaxNotes(logging.logging.Filter):

@@ -115,8 +115,10 @@ class Classifier:
 
     items: file paths and/or uint8 [H, W, 3] arrays (any size: resized and centre-cropped as in
     evaluation). An unreadable file raises ImageError naming it, or with skip_bad yields
-    {'path', 'error'} in its place.
+    {'path', 'error'} in its place; top_k < 1 raises ValueError.
     """
+    if top_k < 1:  # a negative k would slice off the last class: K-1 of them
+      raise ValueError(f'top_k={top_k}: ask for 1 or more classes per image.')
     # pylint: disable=g-import-not-at-top  # TF, lazily
     from alexnet_jax import data_sources
     from alexnet_jax import input_pipeline

@@ -47,9 +47,16 @@ class Run:
 
   @property
   def diverged(self) -> bool:
-    """A non-finite loss was logged, or train.py set checkpoints aside as diverged."""
-    return (any(not math.isfinite(r.get('loss', 0.0)) for r in self.train) or
-            paths.isdir(os.path.join(self.path, DIVERGED)))
+    """Its latest state is: the last logged loss is not finite, or train.py set a checkpoint aside
+    as diverged and nothing was logged after it (a resume from an earlier step drops the rows after
+    that step, and one that gets past the diverged checkpoint's step is diverged no longer)."""
+    if self.train and not math.isfinite(self.train[-1].get('loss', 0.0)):
+      return True
+    # train.py sets aside at most the checkpoint of the step before the first non-finite loss, and
+    # logs no row after it; move_aside appends '_' to a step's name taken there.
+    steps = [int(n.rstrip('_')) for n in paths.listdir(os.path.join(self.path, DIVERGED))
+             if n.rstrip('_').isdigit()]
+    return bool(steps) and self.last_step <= max(steps)
 
 
 def flatten(tree: dict, prefix: str = '') -> dict:

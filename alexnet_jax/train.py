@@ -1,4 +1,5 @@
 """train_and_evaluate(config, workdir): wiring of data, mesh, state, steps, metrics and checkpoints."""
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -89,8 +90,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
                                         label_smoothing=config.label_smoothing)
   eval_step = step_lib.make_eval_step(model, mesh, specs.params)
   primary = jax.process_index() == 0
-  with workdir_lib.lock(workdir, primary=primary):  # a second run on the workdir stops here
+  # The lock: a second run on the workdir stops here. The cleanups run last in, first out.
+  with workdir_lib.lock(workdir, primary=primary), contextlib.ExitStack() as cleanups:
     state, ckpts, writer = _resume(config, workdir, primary, state)
+    _close_at_exit(cleanups, writer.close)
+    _close_at_exit(cleanups, ckpts.close)  # waits for the last save; its errors surface here
     if primary:  # so that the run can be used when its data is gone
       classes.write(workdir, info.class_ids)
     start_step = int(state.step)
@@ -98,13 +102,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
     # averages the same steps as an uninterrupted run (float32, as the step returned them).
     carried = [{k: np.float32(v) for k, v in m.items()}
                for m in (ckpts.log_window(start_step) if start_step else [])]
+    preemption = preemption_lib.Preemption()
+    _close_at_exit(cleanups, preemption.close)
+    profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
+    _close_at_exit(cleanups, profiler.close)
     batches = parallel.prefetch(itertools.islice(input_pipeline.create_train_iterator(
         config.data, seed=config.seed, num_classes=config.model.num_classes,
         start_step=start_step), max(0, total_steps - start_step)), mesh)
+    _close_at_exit(cleanups, batches.close)  # first: stops the prefetch thread before the rest
     logging.info('Training steps %d..%d (%d per epoch) on mesh %s, %d parameters.', start_step,
                  total_steps, steps_per_epoch, dict(mesh.shape), model_lib.count_params(state.params))
-    preemption = preemption_lib.Preemption()
-    profiler = profiler_lib.Profiler(config.profile, workdir, process_index=jax.process_index())
     try:
       run = _Run(train_step, eval_step, schedule, writer, ckpts, preemption, profiler, config, mesh,
                  total_steps)
@@ -112,13 +119,21 @@ def train_and_evaluate(config, workdir: str) -> dict:
     except NonFiniteLossError as e:  # so that a resume starts from parameters with a finite loss
       ckpts.set_aside(from_step=e.first_bad_step, folder='diverged_checkpoints')
       raise
-    finally:
-      batches.close()  # stops the prefetch thread before anything else shuts down
-      profiler.close()
-      preemption.close()
-      ckpts.close()
-      writer.close()
   return eval_metrics
+
+
+def _close_at_exit(cleanups: contextlib.ExitStack, close: Callable[[], None]) -> None:
+  """Pushes close() on `cleanups`: if it raises, the later cleanups still run, and the first error
+  (the run's, else the first failed close's) is the one that propagates; the others are logged."""
+  def exit_(unused_type, error, unused_traceback):
+    try:
+      close()
+    except Exception as e:  # pylint: disable=broad-except
+      if error is None:
+        raise
+      name = getattr(close, '__qualname__', close)
+      logging.error('%s also failed: %s: %s', name, type(e).__name__, e)
+  cleanups.push(exit_)
 
 
 def _resume(config, workdir: str, primary: bool, state):

@@ -1,13 +1,17 @@
 """tools.predict and tools.evaluate as a user runs them: output formats, the eval row, one-line errors."""
 import json
 import os
+import shutil
 
 import numpy as np
+import pytest
 
 from alexnet_jax import inference
+from alexnet_jax import train
 from conftest import error_line
 from conftest import run_module
 from conftest import run_modules
+from conftest import tiny_folder_config
 
 
 def test_predict_json_is_one_object_per_image_best_first(trained_run, tmp_path):
@@ -51,6 +55,18 @@ def test_predict_table_and_bad_inputs(trained_run, tmp_path):
   assert 'no such workdir' in error_line(no_workdir)
 
 
+def test_top_k_below_1_is_refused_in_one_line_not_k_minus_1_classes(trained_run):
+  workdir, photos = trained_run
+  image = os.path.join(photos, 'class1', '0.jpg')
+  for top_k in (0, -1):
+    with pytest.raises(ValueError, match=f'top_k={top_k}: ask for 1 or more'):
+      inference.load(workdir).predict([image], top_k=top_k)
+  line = error_line(run_module('alexnet_jax.tools.predict', f'--workdir={workdir}', '--top_k=-1',
+                               image))
+  assert line == ('error: flag --top_k=-1: give 1 or more classes per image (--top_k=1: the best '
+                  'one only).')
+
+
 def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, tmp_path):
   workdir, _ = trained_run
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
@@ -75,3 +91,20 @@ def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, t
   assert json.loads(ten.stdout.splitlines()[-1]) == {k: rows[1][k] for k in metrics}
   assert 'Did you mean "eval_crops"' in error_line(typo)
   assert 'has no config.json' in error_line(empty)
+
+
+def test_evaluate_of_an_older_step_uses_the_config_saved_with_it(trained_run, tmp_path):
+  """A resume to step 9 changed model.activation (shape-neutral): step 6 still evaluates as relu."""
+  workdir, photos = trained_run
+  resumed = str(tmp_path / 'resumed')
+  shutil.copytree(workdir, resumed)  # a copy: the session's run stays as it is
+  train.train_and_evaluate(tiny_folder_config(
+      photos, os.path.join(os.path.dirname(workdir), 'tfds'),
+      **{'total_steps': 9, 'model.activation': 'tanh'}), resumed)
+  assert inference.read_config(os.path.join(resumed, 'config.json')).model.activation == 'tanh'
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    at_6 = [r for r in map(json.loads, f) if r['split'] == 'eval' and r['step'] == 6][0]
+  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={resumed}', '--step=6')
+  assert result.returncode == 0, result.stderr[-3000:]
+  metrics = json.loads(result.stdout.splitlines()[-1])
+  assert metrics == {k: at_6[k] for k in ('count', 'loss', 'top1', 'top5')}  # exactly

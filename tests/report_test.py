@@ -126,3 +126,19 @@ def test_cli_prints_the_table_and_fails_in_one_line(sweep, tmp_path):
   assert (tmp_path / 'o' / 'report.md').exists() and (tmp_path / 'o' / 'curves.png').exists()
   assert 'no such folder' in error_line(no_folder)
   assert 'holds no run' in error_line(no_run)
+
+
+def test_a_run_resumed_past_its_divergence_is_not_diverged(tmp_path):
+  """train.py set checkpoint 10 aside (the loss of step 11 was NaN). 'finished': resumed from step 5
+  at a lower learning rate, it finished. 'again': resumed, it diverged at step 11 again."""
+  fake_run(tmp_path / 'finished', train=[(5, 2.0, 0.3), (10, 1.5, 0.4), (20, 1.0, 0.5)],
+           evals=[(20, 0.5, 0.9)])
+  fake_run(tmp_path / 'again', lrn=False, train=[(5, 2.0, 0.3), (10, 1.8, 0.4)])  # a row of its own
+  for folder in ('finished/diverged_checkpoints/10', 'again/diverged_checkpoints/10',
+                 'again/diverged_checkpoints/10_'):  # move_aside's name for a second 10
+    os.makedirs(tmp_path / folder)
+  finished, again = runs.read(str(tmp_path / 'finished')), runs.read(str(tmp_path / 'again'))
+  assert finished.finished and not finished.diverged
+  assert again.diverged
+  rows = {r['name']: r for r in report.write_report([str(tmp_path)], str(tmp_path / 'out'))}
+  assert rows['finished']['status'] == 'done' and rows['again']['status'] == 'seed 0 diverged'

@@ -5,6 +5,7 @@ import re
 import shlex
 import subprocess
 import sys
+import venv
 
 from alexnet_jax import paths
 from conftest import REPO
@@ -32,15 +33,25 @@ def _sleeper(cwd):
                            'alexnet_jax.main'], cwd=cwd)
 
 
-def _fake_path(tmp_path):
+def _fake_path(tmp_path, python=sys.executable):
+  """PATH with the fake gcloud and, as the workers' python3, `python` (default: this one)."""
   bin_dir = tmp_path / 'bin'
   bin_dir.mkdir()
-  (bin_dir / 'gcloud').write_text(
-      f'#!/bin/sh\nexec {shlex.quote(sys.executable)} '
-      f'{shlex.quote(fake_gcloud.__file__)} "$@"\n')
-  (bin_dir / 'gcloud').chmod(0o755)
-  (bin_dir / 'python3').symlink_to(sys.executable)  # the workers' python3: this one
+  for name, command in (('gcloud', f'{shlex.quote(python)} {shlex.quote(fake_gcloud.__file__)}'),
+                        ('python3', shlex.quote(python))):
+    # exec, not a symlink: a symlinked venv python finds no pyvenv.cfg and runs as the base one
+    (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+    (bin_dir / name).chmod(0o755)
   return f'{bin_dir}:{os.environ["PATH"]}'
+
+
+def test_workers_python3_is_the_given_interpreter_inside_a_virtual_environment(tmp_path):
+  venv.create(tmp_path / 'venv', system_site_packages=True)
+  python = str(tmp_path / 'venv' / 'bin' / 'python')
+  result = subprocess.run(['python3', '-c', 'import sys; print(sys.prefix)'], check=True,
+                          env=dict(os.environ, PATH=_fake_path(tmp_path, python)),
+                          capture_output=True, text=True)
+  assert result.stdout.strip() == str(tmp_path / 'venv')
 
 
 def test_readme_pod_command_cleans_syncs_runs_every_worker_and_collects_logs(tmp_path,

@@ -3,6 +3,10 @@ import json
 import shutil
 import time
 
+import pytest
+
+from alexnet_jax import checkpoint
+from alexnet_jax import profiler
 from alexnet_jax import train
 from conftest import tiny_config
 
@@ -39,3 +43,31 @@ def test_first_log_point_after_a_resume_averages_the_same_steps(tmp_path):
   got = _train_points(resumed)
   assert got == want  # bit for bit: step 8 averages 5-6 (saved with checkpoint 6) and 7-8
   assert min(_times(resumed, after=6)) > started  # logged again, not left from the copy
+
+
+class _RunFailed(Exception):
+  pass
+
+
+@pytest.mark.parametrize('run_fails', [False, True])
+def test_a_failed_cleanup_skips_none_and_the_first_error_propagates(tmp_path, monkeypatch,
+                                                                    run_fails):
+  """The profiler's close fails: the checkpoints' close (the last save's wait) still runs."""
+  def loop(run, state, *unused):
+    if run_fails:
+      raise _RunFailed('the run failed')
+    return state, {}
+
+  def profiler_close(self):
+    raise OSError('the profile upload failed')
+
+  closed = []
+  real_close = checkpoint.Checkpoints.close
+  monkeypatch.setattr(train, '_loop', loop)  # the cleanups are the subject, not the steps
+  monkeypatch.setattr(profiler.Profiler, 'close', profiler_close)
+  monkeypatch.setattr(checkpoint.Checkpoints, 'close',
+                      lambda self: closed.append(True) or real_close(self))
+  first_error = (_RunFailed, 'the run failed') if run_fails else (OSError, 'upload failed')
+  with pytest.raises(first_error[0], match=first_error[1]):
+    train.train_and_evaluate(tiny_config(), str(tmp_path))
+  assert closed == [True]

@@ -14,6 +14,7 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import ml_collections
 from absl import flags
 
 from alexnet_jax import checkpoint
@@ -42,7 +43,8 @@ def _workdir_argument(argv) -> str:
 
 
 def define_flags(argv) -> None:
-  """--workdir, --step, and --config: the run's saved config, each key overridable."""
+  """--workdir, --step, and --config: the run's config.json, each key overridable (evaluate applies
+  the overrides to the config saved with the step it evaluates)."""
   workdir = _workdir_argument(argv)
   path = os.path.join(inference.run_dir(workdir), 'config.json')
   if not paths.exists(path):
@@ -54,9 +56,13 @@ def define_flags(argv) -> None:
   cli.define_config_dict(config, argv, 'The run\'s config; override any key.')
 
 
-def evaluate(workdir: str, step, config) -> tuple[dict, int]:
-  """(metrics, step) of a saved run's parameters on config's eval data, on all devices."""
-  host_params, step, _ = checkpoint.load_params(workdir, step)
+def evaluate(workdir: str, step, overrides: dict) -> tuple[dict, int]:
+  """(metrics, step) of a saved run's parameters on all devices, with the config saved with them
+  and overrides ({dotted key: value}) on top: config.json is the newest step's, and a resume may
+  have changed a shape-neutral key (model.activation, model.lrn) since an older step."""
+  host_params, step, saved = checkpoint.load_params(workdir, step)
+  config = ml_collections.ConfigDict(saved)
+  config.update_from_flattened_dict(overrides)
   mesh, info = train.mesh_and_data(config)
   specs = parallel.param_specs(host_params)
   params = parallel.host_to_mesh(host_params, mesh, specs)
@@ -78,7 +84,8 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   try:
-    metrics, step = evaluate(FLAGS.workdir, predict.parse_step(FLAGS.step), FLAGS.config)
+    metrics, step = evaluate(FLAGS.workdir, predict.parse_step(FLAGS.step),
+                             cli.overridden_values(FLAGS.config, sys.argv))
   except (ValueError, FileNotFoundError) as e:  # config, data and checkpoint errors
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   record = {'step': step, 'overrides': cli.config_overrides(sys.argv), 'time': round(time.time(), 3),

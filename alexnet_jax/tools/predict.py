@@ -28,7 +28,9 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_integer('top_k', 5, 'Classes shown per image.')
+  flags.DEFINE_integer('top_k', 5, 'Classes shown per image (1 or more).')
+  flags.register_validator('top_k', lambda k: k >= 1,
+                           'give 1 or more classes per image (--top_k=1: the best one only).')
   flags.DEFINE_bool('json', False, 'One JSON object per image per line instead of a table.')
   flags.DEFINE_bool('skip_bad', False, 'Warn about unreadable images and go on, instead of '
                     'stopping at the first.')
