@@ -39,9 +39,15 @@ _ABSL_STAMP = re.compile(r'[IWEF]((?:0[1-9]|1[0-2])\d\d \d\d:\d\d:\d\d\.\d{6}) '
 
 
 def shell(command, **kwargs) -> subprocess.CompletedProcess:
+  """Runs command in the repository; a failure stops this script with the tool's error line."""
   print('$ ' + shlex.join(command), flush=True)
   env = dict(os.environ, PYTHONPATH=REPO)
-  return subprocess.run(command, cwd=REPO, env=env, check=True, **kwargs)
+  result = subprocess.run(command, cwd=REPO, env=env, check=False, **kwargs)
+  if result.returncode:
+    said = [l for l in (result.stderr or '').splitlines() if l.startswith('error: ')]
+    raise SystemExit(f'failed ({result.returncode}): {shlex.join(command)}' +
+                     (f'\n{said[-1]}' if said else ''))
+  return result
 
 
 def train(config: str, point: dict, workdir: str, stop_at_error=None) -> None:
@@ -173,6 +179,8 @@ def main() -> None:
   parser.add_argument('--root', default='runs/results', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/results.md and DOCS/results/.')
   args = parser.parse_args()
+  # The runs start in the repository: paths given from elsewhere must mean the same there.
+  args.root, args.docs = os.path.abspath(args.root), os.path.abspath(args.docs)
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
                                                                   'jax_cache'))
   start, load = time.time(), os.getloadavg()[0]
