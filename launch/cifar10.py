@@ -11,12 +11,13 @@ DOCS/cifar10/facts.json, which `page` turns into DOCS/cifar10.md and its picture
 figure1: configs/cifar10_18pct.py without weight decay, ReLU and tanh, each over a learning-rate
 grid at seed 0 for --probe_epochs (the grid grows while its largest or smallest rate is the best); the
 rate with the lowest training error then goes on to 25% error (the same run, resumed: the
-learning rate is constant), with seeds 1 and 2 beside it. A run stops (SIGTERM: checkpoint, exit 0) once its training error, the mean over the
+learning rate is constant), with seeds 1 and 2 beside it (the three at once). A run stops (SIGTERM: checkpoint, exit 0) once its training error, the mean over the
 last log window of 50 steps, reaches 25%.
 lrn: configs/cifar10_conv_local.py with and without its response normalizations, 3 seeds each,
 one budget (--lrn_epochs), error on the 5,000 held-out photos (centre crop).
 """
 import argparse
+import concurrent.futures
 import json
 import math
 import os
@@ -34,7 +35,7 @@ TRAIN_ERROR = 0.25
 TRAIN_EXAMPLES, BATCH = 45_000, 128
 STEPS_PER_EPOCH = TRAIN_EXAMPLES // BATCH
 LEARNING_RATES = (0.003, 0.01, 0.03)  # grown by x3 while the largest is the fastest
-MAX_EPOCHS = {'relu': 30, 'tanh': 60}
+MAX_EPOCHS = {'relu': 30, 'tanh': 25}
 SEEDS = (0, 1, 2)
 
 
@@ -56,18 +57,20 @@ def _save_facts(docs, facts) -> None:
 BUDGET_KEYS = ('config.num_epochs', 'config.optimizer.decay_every_epochs')  # not in the names
 
 
-def run(config: str, point: dict, root: str, data: str, stop_at_error=None) -> runs_lib.Run:
-  """Runs the point in ROOT/<its name, budget keys left out> on the photos in data.
+def run(config: str, point: dict, root: str, args, stop_at_error=None):
+  """The point's run in ROOT/<its name, budget keys left out> on the photos in args.data: reused,
+  resumed with a longer budget, or started; with args.no_run, what is there (None if nothing).
 
-  A run given a longer budget resumes where it stopped; a diverged run is a result (never
-  reached), not a failure.
+  A diverged run is a result (never reached), not a failure.
   """
   workdir = os.path.join(root, results.sweep.point_name(
       {k: v for k, v in point.items() if k not in BUDGET_KEYS}))
-  flags = {**point, 'config.data.name': f'folder:{os.path.abspath(data)}',
-          'config.checkpoint.every_steps': STEPS_PER_EPOCH}
   done = runs_lib.read(workdir) if runs_lib.is_run(workdir) else None
-  if done and (done.diverged or
+  if args.no_run:
+    return done
+  flags = {**point, 'config.data.name': f'folder:{os.path.abspath(args.data)}',
+           'config.checkpoint.every_steps': STEPS_PER_EPOCH}
+  if done and (diverged(done) or
                done.last_step >= int(point['config.num_epochs'] * STEPS_PER_EPOCH) or
                (stop_at_error and epochs_to_error(done) is not None)):
     print(f'# reused {workdir} (diverged, at the line, or past {point["config.num_epochs"]} '
@@ -76,9 +79,22 @@ def run(config: str, point: dict, root: str, data: str, stop_at_error=None) -> r
     try:
       results.launch(config, flags, workdir, stop_at_error)
     except SystemExit:
-      if not (runs_lib.is_run(workdir) and runs_lib.read(workdir).diverged):
+      if not (runs_lib.is_run(workdir) and diverged(runs_lib.read(workdir))):
         raise
   return runs_lib.read(workdir)
+
+
+def diverged(run_: runs_lib.Run) -> bool:
+  """runs.py's verdict, or the run's log ends in train.py's non-finite error (a divergence
+  between two checkpoints leaves no other mark)."""
+  log = run_.path + '.log'
+  if run_.diverged:
+    return True
+  if not os.path.exists(log):
+    return False
+  with open(log, errors='replace') as f:
+    tail = f.read()[-4000:]
+  return 'the last good checkpoint is kept' in tail
 
 
 def epochs_to_error(run_: runs_lib.Run):
@@ -89,7 +105,7 @@ def epochs_to_error(run_: runs_lib.Run):
 def error_at(run_: runs_lib.Run, epochs: float):
   """Training error at the last log point within `epochs` (1 when diverged or not there)."""
   rows = [r for r in run_.train if r['step'] <= epochs * STEPS_PER_EPOCH]
-  if run_.diverged or not rows or not math.isfinite(rows[-1]['loss']):
+  if diverged(run_) or not rows or not math.isfinite(rows[-1]['loss']):
     return 1.0
   return 1 - rows[-1]['top1']
 
@@ -99,7 +115,7 @@ def figure1(args) -> dict:
   training error then (the fastest so far) runs on to 25% error, and seeds 1 and 2 beside it."""
   root = os.path.join(args.root, 'figure1')
   out = {}
-  for activation in ('relu', 'tanh'):
+  for activation in args.activations.split(','):
     point = lambda lr, seed, epochs: {
         'config.model.activation': activation, 'config.optimizer.learning_rate': lr,
         'config.seed': seed, 'config.optimizer.weight_decay': 0.0, 'config.eval_every_steps': 0,
@@ -107,20 +123,29 @@ def figure1(args) -> dict:
     probe, rates = {}, sorted(LEARNING_RATES)
     while rates:
       lr = rates.pop(0)
-      probe[lr] = error_at(run(FIGURE1_CONFIG, point(lr, 0, args.probe_epochs), root, args.data,
-                               TRAIN_ERROR), args.probe_epochs)
+      probed = run(FIGURE1_CONFIG, point(lr, 0, args.probe_epochs), root, args, TRAIN_ERROR)
+      if probed is None or probed.last_step < int(args.probe_epochs * STEPS_PER_EPOCH):
+        continue  # --no_run: not probed (yet)
+      probe[lr] = error_at(probed, args.probe_epochs)
       best = min(probe, key=probe.get)
       if not rates and best == max(probe) and best < 0.1:
         rates.append(round(best * 3, 6))  # the largest rate is the fastest: try a larger one
       elif not rates and best == min(probe) and best > 1e-4:
         rates.append(round(best / 3, 6))  # the smallest is: try a smaller one
+    if not probe:
+      continue
     lr = min(probe, key=probe.get)
-    seeds = {seed: run(FIGURE1_CONFIG, point(lr, seed, MAX_EPOCHS[activation]), root, args.data,
-                       TRAIN_ERROR) for seed in SEEDS}
+    with concurrent.futures.ThreadPoolExecutor(len(SEEDS)) as pool:  # the seeds side by side
+      seeds = dict(zip(SEEDS, pool.map(lambda seed: run(
+          FIGURE1_CONFIG, point(lr, seed, MAX_EPOCHS[activation]), root, args, TRAIN_ERROR),
+                                       SEEDS)))
+    seeds = {seed: r for seed, r in seeds.items() if r is not None and r.train}
     out[activation] = {
         'probe_epochs': args.probe_epochs, 'probe_error': {str(k): v for k, v in probe.items()},
         'lr': lr, 'cap': MAX_EPOCHS[activation],
         'epochs': {str(s): epochs_to_error(r) for s, r in seeds.items()},
+        # a seed not there (yet): how far it trained, a lower bound on its epochs to the line
+        'epochs_run': {str(s): r.last_step / STEPS_PER_EPOCH for s, r in seeds.items()},
         'workdirs': {str(s): os.path.relpath(r.path, args.root) for s, r in seeds.items()},
         'curves': {str(s): [(row['step'] / STEPS_PER_EPOCH, 1 - row['top1']) for row in r.train]
                    for s, r in seeds.items()}}
@@ -135,7 +160,9 @@ def lrn(args) -> dict:
       p = {'config.model.lrn': flag, 'config.seed': seed,
            'config.num_epochs': float(args.lrn_epochs), 'config.eval_every_steps': 0,
            'config.optimizer.decay_every_epochs': float(args.lrn_epochs - 1)}
-      result = run(LRN_CONFIG, p, root, args.data)
+      result = run(LRN_CONFIG, p, root, args)
+      if result is None or not result.eval:  # --no_run: not finished (yet)
+        continue
       out['runs'][f'lrn={flag},seed={seed}'] = {
           'lrn': flag, 'seed': seed, 'error': 1 - result.eval[-1]['top1'],
           'top5_error': 1 - result.eval[-1]['top5'], 'train_error': 1 - result.train[-1]['top1'],
@@ -152,7 +179,12 @@ def main() -> None:
   parser.add_argument('--lrn_epochs', type=int, default=4, help='The budget of each lrn run.')
   parser.add_argument('--probe_epochs', type=float, default=2.0,
                       help='figure1: epochs at each learning rate of the grid.')
+  parser.add_argument('--activations', default='relu,tanh', help='figure1: these activations.')
+  parser.add_argument('--no_run', action='store_true',
+                      help='Start nothing: record what the runs under ROOT hold so far.')
   args = parser.parse_args()
+  # The runs start in the repository (results.launch): paths given from elsewhere must hold there.
+  args.root, args.docs, args.data = map(os.path.abspath, (args.root, args.docs, args.data))
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
                                                                   'jax_cache'))
   if not os.path.isdir(os.path.join(args.data, 'train')):
@@ -164,8 +196,11 @@ def main() -> None:
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
     result = figure1(args) if part == 'figure1' else lrn(args)
-    facts = _load_facts(args.docs)  # re-read: another part may have written meanwhile
-    facts[part] = result
+    facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
+    if part == 'figure1':  # per activation: one invocation may run relu, another tanh
+      facts.setdefault('figure1', {}).update(result)
+    else:
+      facts['lrn'] = result
     _save_facts(args.docs, facts)
     print(f'wrote {_facts_path(args.docs)} ({part})', flush=True)
 
