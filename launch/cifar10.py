@@ -15,6 +15,8 @@ learning rate is constant), with seeds 1 and 2 beside it (the three at once). A 
 last log window of 50 steps, reaches 25%.
 lrn: configs/cifar10_conv_local.py with and without its response normalizations, 3 seeds each,
 one budget (--lrn_epochs), error on the 5,000 held-out photos (centre crop).
+difference: Figure 1's seed-0 runs again with one change (--difference), for a few epochs, to
+test what makes the tanh / ReLU ratio differ from the paper's.
 """
 import argparse
 import concurrent.futures
@@ -152,6 +154,26 @@ def figure1(args) -> dict:
   return out
 
 
+def difference(args) -> dict:
+  """Figure 1 with one difference (--difference, a config override), seed 0, each activation at the
+  rate figure1 chose, --difference_epochs each: curves to set beside figure1's seed 0."""
+  chosen = _load_facts(args.docs)['figure1']
+  key, value = args.difference.removeprefix('--').split('=')
+  value = {'True': True, 'False': False}.get(value, value)
+  out = {'override': args.difference, 'epochs': args.difference_epochs, 'curves': {}}
+  for activation in ('relu', 'tanh'):
+    point = {'config.model.activation': activation,
+             'config.optimizer.learning_rate': chosen[activation]['lr'], 'config.seed': 0,
+             'config.optimizer.weight_decay': 0.0, 'config.eval_every_steps': 0,
+             'config.num_epochs': float(args.difference_epochs), key: value}
+    result = run(FIGURE1_CONFIG, point, os.path.join(args.root, 'figure1_difference'), args,
+                 TRAIN_ERROR)
+    if result is not None:
+      out['curves'][activation] = [(row['step'] / STEPS_PER_EPOCH, 1 - row['top1'])
+                                   for row in result.train]
+  return out
+
+
 def lrn(args) -> dict:
   root = os.path.join(args.root, f'lrn_{args.lrn_epochs}ep')
   out = {'epochs': args.lrn_epochs, 'decay_at': args.lrn_epochs - 1, 'runs': {}}
@@ -172,7 +194,7 @@ def lrn(args) -> dict:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('parts', nargs='+', choices=('figure1', 'lrn', 'page'))
+  parser.add_argument('parts', nargs='+', choices=('figure1', 'difference', 'lrn', 'page'))
   parser.add_argument('--data', default='data/cifar10', help='CIFAR-10 photos: DATA/train/<class>/.')
   parser.add_argument('--root', default='runs/cifar10', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/cifar10.md and DOCS/cifar10/.')
@@ -180,6 +202,10 @@ def main() -> None:
   parser.add_argument('--probe_epochs', type=float, default=2.0,
                       help='figure1: epochs at each learning rate of the grid.')
   parser.add_argument('--activations', default='relu,tanh', help='figure1: these activations.')
+  parser.add_argument('--difference', default='config.model.lrn=False',
+                      help='difference: the one change to Figure 1\'s runs.')
+  parser.add_argument('--difference_epochs', type=float, default=4.0,
+                      help='difference: the epochs of each run.')
   parser.add_argument('--no_run', action='store_true',
                       help='Start nothing: record what the runs under ROOT hold so far.')
   args = parser.parse_args()
@@ -195,12 +221,12 @@ def main() -> None:
       import cifar10_page  # pylint: disable=g-import-not-at-top  # launch/cifar10_page.py
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
-    result = figure1(args) if part == 'figure1' else lrn(args)
+    result = {'figure1': figure1, 'difference': difference, 'lrn': lrn}[part](args)
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)
     else:
-      facts['lrn'] = result
+      facts[part] = result
     _save_facts(args.docs, facts)
     print(f'wrote {_facts_path(args.docs)} ({part})', flush=True)
 

@@ -93,6 +93,42 @@ def _figure1(facts: dict) -> list[str]:
   return lines
 
 
+def _epochs_to(curve, error):
+  return next((epoch for epoch, e in curve if e <= error), None)
+
+
+def difference_line(figure1: dict, difference: dict) -> float:
+  """The training error every seed-0 curve gets down to within the difference runs' budget,
+  on a 5% grid: the line at which the two ratios are compared."""
+  budget = difference['epochs']
+  curves = [figure1[a]['curves']['0'] for a in ('relu', 'tanh')] + list(
+      difference['curves'].values())
+  lowest = max(min((e for epoch, e in c if epoch <= budget), default=1.0) for c in curves)
+  return -(-round(lowest * 100, 6) // 5) * 5 / 100
+
+
+def _difference(facts: dict) -> list[str]:
+  figure1, diff = facts['figure1'], facts['difference']
+  line = difference_line(figure1, diff)
+  rows = {'as above': {a: figure1[a]['curves']['0'] for a in ('relu', 'tanh')},
+          f'`{diff["override"]}`': diff['curves']}
+  lines = [f'### What makes the ratio: `{diff["override"]}`', '',
+           f'Seed 0 of each activation at its chosen rate, again with `{diff["override"]}`, '
+           f'{diff["epochs"]:g} epochs; epochs to {line:.0%} training error (a line every curve '
+           'reaches in that budget), beside the same measure of the runs above.', '',
+           f'| network | ReLU: epochs to {line:.0%} | tanh: epochs to {line:.0%} | tanh / ReLU |',
+           '|---|---|---|---|']
+  for name, curves in rows.items():
+    relu, tanh = (_epochs_to(curves.get(a, []), line) for a in ('relu', 'tanh'))
+    value = f'{tanh / relu:.2f}x' if relu and tanh else 'n/a'
+    lines.append(f'| {name} | {relu if relu is None else f"{relu:.2f}"} | '
+                 f'{tanh if tanh is None else f"{tanh:.2f}"} | {value} |')
+  lines.append('')
+  if facts.get('difference_note'):
+    lines += [facts['difference_note'], '']
+  return lines
+
+
 def _lrn(facts: dict) -> list[str]:
   lrn = facts['lrn']
   by_flag = {flag: [r for r in lrn['runs'].values() if r['lrn'] == flag] for flag in (True, False)}
@@ -134,6 +170,8 @@ def write(facts: dict, docs: str) -> str:
     os.makedirs(os.path.join(docs, 'cifar10'), exist_ok=True)
     plot_figure1(facts['figure1'], 0.25, os.path.join(docs, 'cifar10', 'figure1.png'))
     lines += _figure1(facts)
+    if 'difference' in facts:
+      lines += _difference(facts)
   if 'lrn' in facts:
     lines += _lrn(facts)
   path = os.path.join(docs, 'cifar10.md')

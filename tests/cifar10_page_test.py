@@ -50,3 +50,16 @@ def test_a_tanh_seed_that_never_got_there_makes_the_ratio_a_lower_bound(tmp_path
   facts['figure1']['tanh']['epochs_run'] = {'0': 6.0, '1': 15.0, '2': 12.0}  # seed 1 stopped at 15
   text = open(cifar10_page.write(facts, str(tmp_path))).read()
   assert '**tanh / ReLU: ≥ 3.67x**' in text and '| 6.00, >15, 12.00 |' in text  # 33 / 3 / 3
+
+
+def test_the_difference_runs_are_compared_at_a_line_every_curve_reaches(tmp_path):
+  facts = _facts([6.0, 9.0, 12.0])
+  # Seed-0 curves above: 0.9 - 0.1 * epoch (relu to 2 epochs, tanh to 6); with the difference
+  # (4 epochs): relu 0.9 - 0.2 * epoch, tanh 0.9 - 0.05 * epoch, lowest 0.7 at 4 epochs.
+  facts['difference'] = {'override': 'config.model.lrn=False', 'epochs': 4.0, 'curves': {
+      'relu': [(0.5 * i, 0.9 - 0.1 * i) for i in range(9)],
+      'tanh': [(0.5 * i, 0.9 - 0.025 * i) for i in range(9)]}}
+  assert cifar10_page.difference_line(facts['figure1'], facts['difference']) == 0.7
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert '| as above | 2.00 | 2.00 | 1.00x |' in text  # both fixture curves reach 0.7 at epoch 2
+  assert '| `config.model.lrn=False` | 1.00 | 4.00 | 4.00x |' in text
