@@ -203,12 +203,19 @@ class Checkpoints:
       self._opened.close()
 
 
+def is_step_folder(path: str) -> bool:
+  """A checkpoint's step folder (WORKDIR/checkpoints/<step>, holding the saved state), not a
+  workdir that happens to be named by digits (runs/42)."""
+  path = path.rstrip('/')
+  return os.path.basename(path).isdigit() and paths.isdir(os.path.join(path, STATE))
+
+
 def _steps_of(path: str, what: str = 'init_from'):
   """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
   path = paths.absolute(path.rstrip('/'))
   if not paths.exists(path):
     raise CheckpointError(f'{what}={path}: no such workdir or checkpoint folder.')
-  if os.path.basename(path).isdigit() and paths.isdir(os.path.join(path, STATE)):
+  if is_step_folder(path):
     return os.path.dirname(path), [int(os.path.basename(path))]
   folder = os.path.join(path, 'checkpoints')
   folder = folder if paths.isdir(folder) else path

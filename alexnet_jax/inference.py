@@ -52,9 +52,7 @@ def find_images(paths: Sequence[str]) -> list[str]:
 def run_dir(path: str) -> str:
   """The run's workdir for a workdir or a step folder (WORKDIR/checkpoints/<step>)."""
   path = paths.absolute(path.rstrip('/'))
-  if os.path.basename(path).isdigit():
-    return os.path.dirname(os.path.dirname(path))
-  return path
+  return os.path.dirname(os.path.dirname(path)) if checkpoint.is_step_folder(path) else path
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:

@@ -34,6 +34,16 @@ def test_load_takes_the_newest_a_named_or_the_best_step(trained_run):
   assert step_folder.step == 3 and step_folder.class_names == ['class0', 'class1', 'class2', 'class3']
 
 
+def test_a_workdir_named_by_digits_is_a_workdir_not_a_step_folder(trained_run, tmp_path):
+  """runs/42 is read as the run it is: its class names, config and evaluations.jsonl."""
+  workdir = str(tmp_path / '42')
+  shutil.copytree(trained_run[0], workdir)
+  assert inference.run_dir(workdir) == workdir
+  assert inference.run_dir(os.path.join(workdir, 'checkpoints', '6')) == workdir
+  clf = inference.load(workdir)
+  assert clf.step == 6 and clf.class_names == ['class0', 'class1', 'class2', 'class3']
+
+
 def test_bad_paths_and_steps_name_the_problem(trained_run, tmp_path):
   workdir, _ = trained_run
   with pytest.raises(checkpoint.CheckpointError, match='no such workdir'):
