@@ -35,6 +35,8 @@ import results  # pylint: disable=wrong-import-position  # launch/results.py: tr
 FIGURE1_CONFIG, LRN_CONFIG = 'configs/cifar10_18pct.py', 'configs/cifar10_conv_local.py'
 TRAIN_ERROR = 0.25
 TRAIN_EXAMPLES, BATCH = 45_000, 128
+LOG_EVERY = 50  # the configs' log_every_steps: a row at another step averages fewer steps (a run's
+                # last row, or one written when it was stopped): those are left out of every measure
 STEPS_PER_EPOCH = TRAIN_EXAMPLES // BATCH
 LEARNING_RATES = (0.003, 0.01, 0.03)  # grown by x3 while the largest is the fastest
 MAX_EPOCHS = {'relu': 30, 'tanh': 25}
@@ -99,14 +101,18 @@ def diverged(run_: runs_lib.Run) -> bool:
   return 'the last good checkpoint is kept' in tail
 
 
+def _full_windows(run_: runs_lib.Run) -> list[dict]:
+  return [row for row in run_.train if row['step'] % LOG_EVERY == 0]
+
+
 def epochs_to_error(run_: runs_lib.Run):
-  steps = runs_lib.steps_to(run_.train, 'top1', 1 - TRAIN_ERROR)
+  steps = runs_lib.steps_to(_full_windows(run_), 'top1', 1 - TRAIN_ERROR)
   return None if steps is None else steps / STEPS_PER_EPOCH
 
 
 def error_at(run_: runs_lib.Run, epochs: float):
   """Training error at the last log point within `epochs` (1 when diverged or not there)."""
-  rows = [r for r in run_.train if r['step'] <= epochs * STEPS_PER_EPOCH]
+  rows = [r for r in _full_windows(run_) if r['step'] <= epochs * STEPS_PER_EPOCH]
   if diverged(run_) or not rows or not math.isfinite(rows[-1]['loss']):
     return 1.0
   return 1 - rows[-1]['top1']
@@ -126,7 +132,7 @@ def figure1(args) -> dict:
     while rates:
       lr = rates.pop(0)
       probed = run(FIGURE1_CONFIG, point(lr, 0, args.probe_epochs), root, args, TRAIN_ERROR)
-      if probed is None or probed.last_step < int(args.probe_epochs * STEPS_PER_EPOCH):
+      if probed is None or probed.last_step < int(args.probe_epochs * STEPS_PER_EPOCH) - LOG_EVERY:
         continue  # --no_run: not probed (yet)
       probe[lr] = error_at(probed, args.probe_epochs)
       best = min(probe, key=probe.get)
@@ -149,8 +155,8 @@ def figure1(args) -> dict:
         # a seed not there (yet): how far it trained, a lower bound on its epochs to the line
         'epochs_run': {str(s): r.last_step / STEPS_PER_EPOCH for s, r in seeds.items()},
         'workdirs': {str(s): os.path.relpath(r.path, args.root) for s, r in seeds.items()},
-        'curves': {str(s): [(row['step'] / STEPS_PER_EPOCH, 1 - row['top1']) for row in r.train]
-                   for s, r in seeds.items()}}
+        'curves': {str(s): [(row['step'] / STEPS_PER_EPOCH, 1 - row['top1'])
+                            for row in _full_windows(r)] for s, r in seeds.items()}}
   return out
 
 
@@ -170,7 +176,7 @@ def difference(args) -> dict:
                  TRAIN_ERROR)
     if result is not None:
       out['curves'][activation] = [(row['step'] / STEPS_PER_EPOCH, 1 - row['top1'])
-                                   for row in result.train]
+                                   for row in _full_windows(result)]
   return out
 
 
