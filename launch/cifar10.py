@@ -219,7 +219,7 @@ def main() -> None:
   args.root, args.docs, args.data = map(os.path.abspath, (args.root, args.docs, args.data))
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
                                                                   'jax_cache'))
-  if not os.path.isdir(os.path.join(args.data, 'train')):
+  if set(args.parts) - {'page'} and not os.path.isdir(os.path.join(args.data, 'train')):
     raise SystemExit(f'--data={args.data} holds no train/ folder: unpack CIFAR-10 there with '
                      f'tar xzf cifar10-train-jpeg.tar.gz -C {args.data}.')
   for part in args.parts:

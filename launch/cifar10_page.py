@@ -44,6 +44,8 @@ def plot_figure1(figure1: dict, train_error: float, path: str) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, axis = plt.subplots(figsize=(7, 4.5))
   for activation, color, style in (('relu', 'tab:blue', '-'), ('tanh', 'tab:red', '--')):
+    if activation not in figure1:
+      continue
     facts = figure1[activation]
     for i, (seed, curve) in enumerate(sorted(facts['curves'].items())):
       epochs, errors = zip(*curve) if curve else ((), ())
@@ -74,7 +76,7 @@ def _figure1(facts: dict) -> list[str]:
            '| activation | training error after the probe, by learning rate | chosen rate | '
            'epochs to 25% training error by seed (>E: not there after E epochs) | mean ± std |',
            '|---|---|---|---|---|']
-  for activation in ('relu', 'tanh'):
+  for activation in [a for a in ('relu', 'tanh') if a in figure1]:
     f = figure1[activation]
     grid = ', '.join(f'{lr}: {e:.3f}' for lr, e in sorted(f['probe_error'].items(),
                                                           key=lambda kv: float(kv[0])))
@@ -84,6 +86,8 @@ def _figure1(facts: dict) -> list[str]:
                 'reached')
     name = 'ReLU' if activation == 'relu' else 'tanh'
     lines.append(f'| {name} | {grid} | {f["lr"]} | {_epochs_text(f)} | {mean_std} |')
+  if set(figure1) != {'relu', 'tanh'}:
+    return lines + ['', 'Only one activation has run so far.', '']
   value, low, high, bound = ratio(figure1)
   lines += ['', f'**tanh / ReLU: {"≥ " if bound else ""}{value:.2f}x** (ratio of the mean epochs; '
             f'over the 9 seed pairs it ranges from {low:.2f}x to {high:.2f}x). The paper: about '
@@ -170,7 +174,7 @@ def write(facts: dict, docs: str) -> str:
     os.makedirs(os.path.join(docs, 'cifar10'), exist_ok=True)
     plot_figure1(facts['figure1'], 0.25, os.path.join(docs, 'cifar10', 'figure1.png'))
     lines += _figure1(facts)
-    if 'difference' in facts:
+    if 'difference' in facts and set(facts['figure1']) == {'relu', 'tanh'}:
       lines += _difference(facts)
   if 'lrn' in facts:
     lines += _lrn(facts)
