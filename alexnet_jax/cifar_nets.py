@@ -6,7 +6,7 @@ four-weight-layer net of the paper's Figure 1; 'cifar_conv_local' (layers-conv-l
 13% without (layers-conv-local-13pct.cfg, model.lrn=False). Shape letters as in model.py.
 """
 import functools
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -85,39 +85,22 @@ def cuda_convnet_pool(x_BHWC, kind: str, window: int, stride: int):
   return pooling.avg_pool(x_BHWC, window, stride, (pad_h, pad_w))
 
 
-class CifarNet(nn.Module):
-  """A CIFAR-10 network of cuda-convnet on standardised images; fields as AlexNet's (model.*).
+class CifarNet(model_lib.Network):
+  """A CIFAR-10 network of cuda-convnet on standardised images; fields: model.Network's.
 
   Knobs: activation, lrn (the norm layers), overlap_pool (3/2 or 2/2 pools), dropout_rate (before
   fc10; the files have none), weight_init ('paper': the files' initW; 'he'; 'torchvision').
   fc_width has no meaning here (no hidden dense layer); groups must be 1.
   """
+  VARIANTS: ClassVar[dict] = VARIANTS
   variant: str = 'cifar18pct'
   num_classes: int = 10
-  activation: str | None = None
-  lrn: bool | None = None
-  overlap_pool: bool | None = None
-  dropout_rate: float | None = None
-  groups: int | None = None
-  weight_init: str | None = None
-  dtype: str = 'float32'
-  fc_width: int = model_lib.HIDDEN  # unused: accepted so that every model.* config builds
-  model_axis: str | None = None
-  model_shards: int = 1
-
-  def option(self, name):
-    value = getattr(self, name)
-    return VARIANTS[self.variant][name] if value is None else value
 
   def _check(self):
-    if self.option('activation') not in ('relu', 'tanh'):
-      raise ValueError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
+    super()._check()
     if self.option('groups') != 1:
       raise ValueError(f'model.groups={self.groups}: {self.variant} has no grouped convolutions; '
                        'set --config.model.groups=1.')
-    if self.option('weight_init') not in model_lib.INITS:
-      raise ValueError(f'model.weight_init={self.weight_init!r} is unknown; '
-                       f'use one of {list(model_lib.INITS)}.')
     if self.model_shards > 1:
       raise ValueError(f'{self.variant} has no layer to split over the model axis; set '
                        '--config.mesh.model=1.')

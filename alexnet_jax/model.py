@@ -4,7 +4,7 @@ Shape letters: B batch, H/W height/width, C channels, F features, K classes. Ins
 data + model parallel step, the classifier holds 1/M of FC6, FC7 and FC8 (M = size of the
 'model' mesh axis) and returns the logits of its own class slice, logits_BK of width K/M.
 """
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -188,13 +188,13 @@ class SplitDense(nn.Module):
     return y_BF + bias.astype(self.dtype)
 
 
-class AlexNet(nn.Module):
-  """AlexNet on standardised images (standardize's output); fields are the model.* config keys,
-  None takes the variant's own value.
+class Network(nn.Module):
+  """The model.* config keys, which every network of the project takes as its fields; a knob left
+  at None takes the variant's own value (the subclass's VARIANTS table).
 
-  model_axis / model_shards are set by the parallel step only: the classifier then holds its
-  1/model_shards slice of FC6-FC8 and gathers conv features over model_axis.
+  model_axis / model_shards are set by the parallel step only.
   """
+  VARIANTS: ClassVar[dict] = VARIANTS
   variant: str = 'paper'
   num_classes: int = 1000
   activation: str | None = None
@@ -210,18 +210,29 @@ class AlexNet(nn.Module):
 
   def option(self, name):
     value = getattr(self, name)
-    return VARIANTS[self.variant][name] if value is None else value
+    return self.VARIANTS[self.variant][name] if value is None else value
 
   def _check(self):
-    if self.variant not in VARIANTS:
+    if self.variant not in self.VARIANTS:
       raise ValueError(f'model.variant={self.variant!r} is unknown; use one of {variants()}.')
     if self.option('activation') not in ('relu', 'tanh'):
       raise ValueError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
-    if self.option('groups') not in (1, 2):
-      raise ValueError(f'model.groups={self.groups} is not supported; use 1 or 2.')
     if self.option('weight_init') not in INITS:
       raise ValueError(f'model.weight_init={self.weight_init!r} is unknown; '
                        f'use one of {list(INITS)}.')
+
+
+class AlexNet(Network):
+  """AlexNet on standardised images (standardize's output); fields: Network's.
+
+  With model_axis set, the classifier holds its 1/model_shards slice of FC6-FC8 and gathers conv
+  features over model_axis.
+  """
+
+  def _check(self):
+    super()._check()
+    if self.option('groups') not in (1, 2):
+      raise ValueError(f'model.groups={self.groups} is not supported; use 1 or 2.')
 
   def _conv_init(self, bias_value, fan_in):
     if self.option('weight_init') == 'torchvision':
