@@ -14,7 +14,10 @@ import cifar10_page  # pylint: disable=g-import-not-at-top,wrong-import-position
 def _activation(lr, epochs, cap):
   return {'probe_epochs': 2.0, 'probe_error': {'0.003': 0.6, '0.01': 0.5, '0.03': 0.55}, 'lr': lr,
           'cap': cap, 'epochs': dict(zip('012', epochs)),
-          'curves': {seed: [(0.5 * i, 0.9 - 0.05 * i) for i in range(int(2 * (e or cap)) + 1)]
+          # training error falls linearly from 0.9 to 0.25 at e epochs (a seed that never got
+          # there: at twice its cap), logged every quarter epoch up to e (or the cap)
+          'curves': {seed: [(0.25 * i, max(0.25, 0.9 - 0.65 * 0.25 * i / (e or 2 * cap)))
+                            for i in range(int(4 * (e or cap)) + 1)]
                      for seed, e in zip('012', epochs)}}
 
 
@@ -31,6 +34,9 @@ def _facts(tanh_epochs):
 def test_the_page_gives_the_ratio_of_means_its_range_and_the_lrn_difference(tmp_path):
   text = open(cifar10_page.write(_facts([6.0, 9.0, 12.0]), str(tmp_path))).read()
   assert '**tanh / ReLU: 3.00x**' in text  # 9 / 3
+  # 50%: ReLU's seeds at 1.25, 2.0 and 2.5 epochs (the first log point at or under the line),
+  # tanh's at 3.75, 5.75 and 7.5
+  assert '| 50% | 1.92 | 5.67 | 2.96x |' in text and '| 25% | 3.00 | 9.00 | 3.00x |' in text
   assert 'from 1.50x to 6.00x' in text  # 6 / 4 and 12 / 2
   assert '| ReLU | 0.003: 0.600, 0.01: 0.500, 0.03: 0.550 | 0.01 | 2.00, 3.00, 4.00 | 3.00 ± 1.00 |' in text
   assert '| with normalization | 30.00%, 32.00%, 31.00% | 31.00% ± 1.00% |' in text
@@ -54,12 +60,12 @@ def test_a_tanh_seed_that_never_got_there_makes_the_ratio_a_lower_bound(tmp_path
 
 def test_the_difference_runs_are_compared_at_a_line_every_curve_reaches(tmp_path):
   facts = _facts([6.0, 9.0, 12.0])
-  # Seed-0 curves above: 0.9 - 0.1 * epoch (relu to 2 epochs, tanh to 6); with the difference
-  # (4 epochs): relu 0.9 - 0.2 * epoch, tanh 0.9 - 0.05 * epoch, lowest 0.7 at 4 epochs.
+  # Seed-0 curves above: relu down to 0.25 at 2 epochs, tanh at 6 (0.47 after 4); with the
+  # difference (4 epochs): relu 0.9 - 0.2 * epoch, tanh 0.9 - 0.05 * epoch, lowest 0.7 at 4 epochs.
   facts['difference'] = {'override': 'config.model.lrn=False', 'epochs': 4.0, 'curves': {
       'relu': [(0.5 * i, 0.9 - 0.1 * i) for i in range(9)],
       'tanh': [(0.5 * i, 0.9 - 0.025 * i) for i in range(9)]}}
   assert cifar10_page.difference_line(facts['figure1'], facts['difference']) == 0.7
   text = open(cifar10_page.write(facts, str(tmp_path))).read()
-  assert '| as above | 2.00 | 2.00 | 1.00x |' in text  # both fixture curves reach 0.7 at epoch 2
+  assert '| as above | 0.75 | 2.00 | 2.67x |' in text  # the first log points at or under 0.7
   assert '| `config.model.lrn=False` | 1.00 | 4.00 | 4.00x |' in text
