@@ -119,6 +119,7 @@ def with_fake_imagenet(data_config):
 
 
 def get_dataset_info(data_config, *, num_classes: int) -> DatasetInfo:
+  data_sources.resize_ratio(data_config)  # checked before a run touches its workdir
   data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':
     return DatasetInfo(num_classes=num_classes,

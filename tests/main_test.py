@@ -22,6 +22,7 @@ def run_main(workdir, *overrides, devices=8, config='configs/default.py'):
     ('--config.model.lrn=maybe', '--config.model.lrn'),
     ('--config.mesh.data=3', 'mesh.data'),
     ('--config.model.variant=vgg', 'model.variant'),
+    ('--config.data.resize_ratio=0.5', 'data.resize_ratio=0.5 is out of range'),
 ])
 def test_bad_overrides_end_in_one_line_and_touch_nothing(tmp_path, override, expected):
   workdir = tmp_path / 'run'
