@@ -193,7 +193,7 @@ def lrn(args) -> dict:
         continue
       out['runs'][f'lrn={flag},seed={seed}'] = {
           'lrn': flag, 'seed': seed, 'error': 1 - result.eval[-1]['top1'],
-          'top5_error': 1 - result.eval[-1]['top5'], 'train_error': 1 - result.train[-1]['top1'],
+          'top5_error': 1 - result.eval[-1]['top5'], 'train_error': 1 - _full_windows(result)[-1]['top1'],
           'workdir': os.path.relpath(result.path, args.root)}
   return out
 
