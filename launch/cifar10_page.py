@@ -73,7 +73,8 @@ def plot_figure1(figure1: dict, train_error: float, path: str) -> None:
   axis.set_xlim(left=0)
   axis.grid(alpha=0.3)
   axis.legend(fontsize=8)
-  fig.text(0.01, 0.01, 'Each run stops once it reaches the dotted line.', fontsize=7)
+  fig.text(0.01, 0.01, 'A run stops at the dotted line, or where its budget (or the session '
+           'running it) ended.', fontsize=7)
   fig.tight_layout(rect=(0, 0.03, 1, 1))
   fig.savefig(path, dpi=100)
   plt.close(fig)
