@@ -40,12 +40,15 @@ HAND_COUNTS = {
 def _params(variant, **fields):
   size = cifar_nets.IMAGE_SIZE[variant]
   net = cifar_nets.CifarNet(variant=variant, **fields)
-  return net, net.init(jax.random.key(0), jnp.zeros((1, size, size, 3)))['params']
+  return net, jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, size, size, 3)))['params']
 
 
 @pytest.mark.parametrize('variant', sorted(HAND_COUNTS))
 def test_parameter_counts_are_the_layer_files(variant):
-  assert model_lib.count_params(_params(variant)[1]) == HAND_COUNTS[variant]
+  size = cifar_nets.IMAGE_SIZE[variant]
+  shapes = jax.eval_shape(cifar_nets.CifarNet(variant=variant).init, jax.random.key(0),
+                          jnp.zeros((1, size, size, 3)))['params']  # shapes only: nothing runs
+  assert model_lib.count_params(shapes) == HAND_COUNTS[variant]
   assert HAND_COUNTS == {'cifar18pct': 89_578, 'cifar_conv_local': 2_112_970}
 
 
@@ -175,7 +178,7 @@ def _steps(mesh_shape, variant, steps=3):
   return losses, jax.device_get(state.params)
 
 
-@pytest.mark.parametrize('variant', sorted(HAND_COUNTS))
+@pytest.mark.parametrize('variant', ['cifar_conv_local'])  # its local layers and both pools' kin
 def test_eight_devices_give_the_one_device_numbers_with_dropout(variant):
   losses, params = _steps((8,), variant)
   ref_losses, ref_params = _steps((1,), variant)
