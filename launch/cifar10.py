@@ -2,6 +2,7 @@
 
   tar xzf cifar10-train-jpeg.tar.gz -C data/cifar10
   python launch/cifar10.py --data=data/cifar10 figure1     # section 3.1, Figure 1
+  python launch/cifar10.py --data=data/cifar10 difference  # Figure 1 again with one change
   python launch/cifar10.py --data=data/cifar10 lrn         # section 3.3, 13% against 11%
   python launch/cifar10.py --data=data/cifar10 page        # docs/cifar10.md from what has run
 
