@@ -32,20 +32,44 @@ def _max_pool_fwd(x_BHWC, window, stride):
   return y_BHWC, (x_BHWC, y_BHWC)
 
 
+def scatter_views(views_BOPC, window: int, stride: int, height: int, width: int):
+  """The adjoint of _window_views: sums window**2 output-sized arrays back onto the input grid.
+
+  Input row stride * a + r takes view row i = r + stride * m at output row a - m. So each of the
+  stride**2 phases (r, s) of the input is a sum of output-sized arrays shifted by (m, n), and the
+  phases interleave into the input in one reshape. Everything stays output-sized: XLA:CPU fuses it
+  into a few loops, where interior-padding each view to the input's size costs a full-size pass per
+  view (9 for a 3x3 window).
+  """
+  b, oh, ow, c = views_BOPC[0].shape
+  rows, cols = -(-height // stride), -(-width // stride)  # output-grid rows of each phase
+  zero = jnp.zeros((), views_BOPC[0].dtype)
+  phases = []
+  for r in range(stride):
+    row = []
+    for s in range(stride):
+      total = jnp.zeros((b, rows, cols, c), views_BOPC[0].dtype)
+      for m in range((window - r + stride - 1) // stride):
+        for n in range((window - s + stride - 1) // stride):
+          view = views_BOPC[(r + stride * m) * window + s + stride * n]
+          total = total + jax.lax.pad(view, zero, ((0, 0, 0), (m, rows - oh - m, 0),
+                                                   (n, cols - ow - n, 0), (0, 0, 0)))
+      row.append(total)
+    phases.extend(row)
+  grid = jnp.stack(phases, axis=3).reshape(b, rows, cols, stride, stride, c)
+  grid = grid.transpose(0, 1, 3, 2, 4, 5)  # [B, rows, r, cols, s, C]
+  return grid.reshape(b, rows * stride, cols * stride, c)[:, :height, :width]
+
+
 def _max_pool_bwd(window, stride, residuals, dy_BHWC):
   x_BHWC, y_BHWC = residuals
-  (_, h, w, _), (_, oh, ow, _) = x_BHWC.shape, y_BHWC.shape
   zero = jnp.zeros((), x_BHWC.dtype)
-  taken, dx_BHWC = jnp.zeros(y_BHWC.shape, bool), jnp.zeros_like(x_BHWC)
-  for k, view in enumerate(_window_views(x_BHWC, window, stride)):
-    i, j = divmod(k, window)
+  taken, grads = jnp.zeros(y_BHWC.shape, bool), []
+  for view in _window_views(x_BHWC, window, stride):
     first = (view == y_BHWC) & ~taken  # ties: the first maximum only
     taken = taken | first
-    dx_BHWC = dx_BHWC + jax.lax.pad(
-        jnp.where(first, dy_BHWC, zero), zero,
-        ((0, 0, 0), (i, h - i - stride * (oh - 1) - 1, stride - 1),
-         (j, w - j - stride * (ow - 1) - 1, stride - 1), (0, 0, 0)))
-  return (dx_BHWC,)
+    grads.append(jnp.where(first, dy_BHWC, zero))
+  return (scatter_views(grads, window, stride, *x_BHWC.shape[1:3]),)
 
 
 max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
