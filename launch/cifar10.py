@@ -4,6 +4,7 @@
   python launch/cifar10.py --data=data/cifar10 figure1     # section 3.1, Figure 1
   python launch/cifar10.py --data=data/cifar10 difference  # Figure 1 again with one change
   python launch/cifar10.py --data=data/cifar10 lrn         # section 3.3, 13% against 11%
+  python launch/cifar10.py speed                            # both networks' step beside PyTorch
   python launch/cifar10.py --data=data/cifar10 page        # docs/cifar10.md from what has run
 
 Runs (or reuses: a finished, stopped or diverged workdir under ROOT is not run again; an
@@ -16,6 +17,8 @@ learning rate is constant), with seeds 1 and 2 beside it (the three at once). A 
 last log window of 50 steps, reaches 25%.
 lrn: configs/cifar10_conv_local.py with and without its response normalizations, 3 seeds each,
 one budget (--lrn_epochs), error on the 5,000 held-out photos (centre crop).
+speed: tools/benchmark (train and forward steps, alternated rounds) and tools/layer_profile of both
+networks beside their PyTorch twins (tools/torch_nets.py), on the idle machine: run it alone.
 difference: Figure 1's seed-0 runs again with one change (--difference), for a few epochs, to
 test what makes the tanh / ReLU ratio differ from the paper's.
 """
@@ -24,7 +27,9 @@ import concurrent.futures
 import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -199,9 +204,24 @@ def lrn(args) -> dict:
   return out
 
 
+def speed(args) -> dict:
+  """Per network: the benchmark's train and forward rows and the layer profile (JSON as the tools
+  write it, the per-round figures left out)."""
+  del args
+  out = {}
+  for network in ('cifar18pct', 'cifar_conv_local'):
+    with tempfile.TemporaryDirectory() as tmp:
+      for tool, extra in (('benchmark', ['--modes=train,forward']), ('layer_profile', [])):
+        subprocess.run([sys.executable, '-m', f'alexnet_jax.tools.{tool}', f'--network={network}',
+                        f'--json={tmp}/{tool}.json', *extra], check=True, cwd=REPO)
+      bench = json.load(open(f'{tmp}/benchmark.json'))
+      out[network] = {'benchmark': bench, 'layers': json.load(open(f'{tmp}/layer_profile.json'))}
+  return out
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('parts', nargs='+', choices=('figure1', 'difference', 'lrn', 'page'))
+  parser.add_argument('parts', nargs='+', choices=('figure1', 'difference', 'lrn', 'speed', 'page'))
   parser.add_argument('--data', default='data/cifar10', help='CIFAR-10 photos: DATA/train/<class>/.')
   parser.add_argument('--root', default='runs/cifar10', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/cifar10.md and DOCS/cifar10/.')
@@ -220,7 +240,7 @@ def main() -> None:
   args.root, args.docs, args.data = map(os.path.abspath, (args.root, args.docs, args.data))
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
                                                                   'jax_cache'))
-  if set(args.parts) - {'page'} and not os.path.isdir(os.path.join(args.data, 'train')):
+  if set(args.parts) - {'page', 'speed'} and not os.path.isdir(os.path.join(args.data, 'train')):
     raise SystemExit(f'--data={args.data} holds no train/ folder: unpack CIFAR-10 there with '
                      f'tar xzf cifar10-train-jpeg.tar.gz -C {args.data}.')
   for part in args.parts:
@@ -228,7 +248,7 @@ def main() -> None:
       import cifar10_page  # pylint: disable=g-import-not-at-top  # launch/cifar10_page.py
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
-    result = {'figure1': figure1, 'difference': difference, 'lrn': lrn}[part](args)
+    result = {'figure1': figure1, 'difference': difference, 'lrn': lrn, 'speed': speed}[part](args)
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)

@@ -189,6 +189,38 @@ def _lrn(facts: dict) -> list[str]:
   return lines
 
 
+def _speed(facts: dict) -> list[str]:
+  lines = ['## The small-network step beside PyTorch', '',
+           'Each network\'s train step as the CLI builds it (its config: batch 128, SGD with momentum) '
+           'against the same network in PyTorch (`alexnet_jax/tools/torch_nets.py`, tested to give '
+           'the same logits from the same weights) with the same optimizer and batch, one process each, '
+           'alternated rounds on the idle 2 cores (`python launch/cifar10.py speed`: '
+           '`python -m alexnet_jax.tools.benchmark --network=NET` and '
+           '`python -m alexnet_jax.tools.layer_profile --network=NET`).', '',
+           '| network | train img/s, JAX | PyTorch | JAX / PyTorch (range of rounds) | forward img/s, '
+           'JAX | PyTorch | JAX / PyTorch |', '|---|---|---|---|---|---|---|']
+  for network, got in facts['speed'].items():
+    rows = got['benchmark']['rows']
+    cells = []
+    for mode in ('train', 'forward'):
+      row = rows[mode]
+      cells += [f"{row['jax']['images_per_sec']:.0f}", f"{row['torch']['images_per_sec']:.0f}",
+                f"{row['ratio']:.2f}" + (f" ({min(row['ratio_rounds']):.2f}-"
+                                        f"{max(row['ratio_rounds']):.2f})" if mode == 'train' else '')]
+    lines.append(f'| {network} | ' + ' | '.join(cells) + ' |')
+  lines += ['', 'Per layer, forward and backward (ms at batch 128; a layer\'s ReLU with it):', '']
+  for network, got in facts['speed'].items():
+    layers = got['layers']
+    lines += [f'| {network} | JAX | PyTorch | JAX / PyTorch |', '|---|---|---|---|']
+    lines += [f'| {name} | {ms:.1f} | {layers["torch"][name]:.1f} | '
+              f'{ms / layers["torch"][name]:.2f} |' for name, ms in layers['jax'].items()]
+    total = sum(layers['jax'].values()), sum(layers['torch'].values())
+    lines += [f'| sum | {total[0]:.1f} | {total[1]:.1f} | {total[0] / total[1]:.2f} |', '']
+  if facts.get('speed_note'):
+    lines += [facts['speed_note'], '']
+  return lines
+
+
 def write(facts: dict, docs: str) -> str:
   """Writes DOCS/cifar10.md (and DOCS/cifar10/figure1.png) from what facts holds; returns the path."""
   lines = ['# The paper\'s CIFAR-10 experiments, on real CIFAR-10', '',
@@ -205,6 +237,8 @@ def write(facts: dict, docs: str) -> str:
       lines += _difference(facts)
   if 'lrn' in facts:
     lines += _lrn(facts)
+  if 'speed' in facts:
+    lines += _speed(facts)
   path = os.path.join(docs, 'cifar10.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

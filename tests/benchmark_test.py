@@ -94,3 +94,17 @@ def test_a_worker_that_hangs_on_exit_is_killed_after_its_last_reply(tmp_path, mo
   assert worker.info == {'ready': 1}
   assert worker.close(timeout=2) == {'peak_rss_mib': 1.0}
   assert worker.process.returncode is not None and worker.process.returncode < 0  # killed
+
+
+def test_benchmark_runs_a_cifar_network_beside_its_torch_twin(tmp_path):
+  pytest.importorskip('torch')
+  path = tmp_path / 'bench.json'
+  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', '--network=cifar18pct',
+                  '--batch=4', '--modes=train', '--steps=1', '--rounds=1', '--warmup=0',
+                  f'--json={path}'], check=True, timeout=900, cwd=workers.ROOT)
+  result = json.loads(path.read_text())
+  row = result['rows']['train']
+  assert result['network'] == 'cifar18pct' and result['image_size'] == 32 and row['batch'] == 4
+  # The same network on both sides: cuda-convnet's 18pct file has 89,578 parameters.
+  assert row['jax']['params'] == row['torch']['params'] == 89_578
+  assert row['ratio'] > 0 and 'mfu' not in row['jax'] and 'matmul_gflops' not in row

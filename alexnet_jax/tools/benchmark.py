@@ -2,9 +2,13 @@
 
   python -m alexnet_jax.tools.benchmark [--batch 64] [--forward_batch 128] [--image_size 224]
       [--modes train,train_bf16,forward] [--steps 5] [--rounds 5] [--json PATH]
+  python -m alexnet_jax.tools.benchmark --network=cifar18pct --modes=train,forward
 
 Both run torchvision's AlexNet layout (61,100,840 parameters) on one fixed batch of uint8 pixels,
-one mode after another. 'train': the fp32 train step as the CLI builds it (jit(shard_map), donated
+one mode after another. --network=cifar18pct | cifar_conv_local runs cuda-convnet's CIFAR-10
+network instead: the JAX side as its config builds it (configs/cifar10_*.py, batch 128, its
+optimizer), the PyTorch side its torch.nn twin (tools/torch_nets.py, tested to give the same
+logits); no MFU row (the matmul peak says little about these small layers). 'train': the fp32 train step as the CLI builds it (jit(shard_map), donated
 state, 1x1 mesh of the default CPU device, all cores; alexnet_jax.xla_flags, which XLA_FLAGS from
 the caller override) against a PyTorch model + SGD step (momentum 0.9, the same weight decay, all
 cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu', dtype=torch.bfloat16).
@@ -30,9 +34,13 @@ from alexnet_jax import model as model_lib
 from alexnet_jax.tools import workers
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('batch', 64, 'Global batch size of the train rows.')
+flags.DEFINE_enum('network', 'alexnet', ['alexnet', 'cifar18pct', 'cifar_conv_local'],
+                  'AlexNet (torchvision layout) or one of cuda-convnet\'s CIFAR-10 networks.')
+flags.DEFINE_integer('batch', None, 'Global batch size of the train rows (default: 64 for AlexNet, '
+                     'the config\'s 128 for the CIFAR-10 networks).')
 flags.DEFINE_integer('forward_batch', 128, 'Global batch size of the forward row.')
-flags.DEFINE_integer('image_size', 224, 'Input height and width.')
+flags.DEFINE_integer('image_size', None, 'Input height and width (default: 224 for AlexNet, the '
+                     'network\'s own for the CIFAR-10 networks).')
 flags.DEFINE_integer('steps', 5, 'Timed steps per round and framework.')
 flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the table gives medians.')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps after the first one.')
@@ -52,6 +60,30 @@ DENSE = ((CONVS[-1].features * model_lib.POOLED_SIZE**2, model_lib.HIDDEN),
          (model_lib.HIDDEN, model_lib.HIDDEN), (model_lib.HIDDEN, NUM_CLASSES))
 
 
+CIFAR_CONFIGS = {'cifar18pct': 'cifar10_18pct', 'cifar_conv_local': 'cifar10_conv_local'}
+
+
+def _network_config():
+  """The config of --network: the default config's torchvision AlexNet, or the CIFAR-10 config."""
+  if FLAGS.network == 'alexnet':
+    config = cli.load_config_file('default')
+    config.model.variant = 'torchvision'
+    return config
+  return cli.load_config_file(CIFAR_CONFIGS[FLAGS.network])
+
+
+def _batch(mode: str) -> int:
+  if mode == 'forward':
+    return FLAGS.forward_batch
+  return FLAGS.batch or (64 if FLAGS.network == 'alexnet' else
+                         cli.load_config_file(CIFAR_CONFIGS[FLAGS.network]).data.batch_size)
+
+
+def _image_size() -> int:
+  from alexnet_jax import cifar_nets  # pylint: disable=g-import-not-at-top
+  return FLAGS.image_size or cifar_nets.IMAGE_SIZE.get(FLAGS.network, 224)
+
+
 def train_flops_per_image(image_size: int) -> float:
   """2 x multiply-adds of forward, weight gradient and input gradient (none for the images)."""
   size, channels, flops = image_size, 3, 0.0
@@ -62,11 +94,11 @@ def train_flops_per_image(image_size: int) -> float:
   return flops + sum(2 * 3 * fan_in * fan_out for fan_in, fan_out in DENSE)
 
 
-def _synthetic(batch: int, image_size: int) -> dict:
+def _synthetic(batch: int, image_size: int, num_classes: int = NUM_CLASSES) -> dict:
   """One fixed batch as the input pipeline ships it: uint8 pixels, int32 labels."""
   rng = np.random.default_rng(0)
   return {'image': rng.integers(0, 256, (batch, image_size, image_size, 3), np.uint8),
-          'label': rng.integers(0, NUM_CLASSES, batch).astype(np.int32)}
+          'label': rng.integers(0, num_classes, batch).astype(np.int32)}
 
 
 def jax_worker(batch: int, image_size: int, mode: str):
@@ -79,8 +111,8 @@ def jax_worker(batch: int, image_size: int, mode: str):
 
   os.environ.pop('JAX_COMPILATION_CACHE_DIR', None)  # cold and warm: this run's own fresh cache
   compile_cache.enable(FLAGS.cache_dir)
-  config = cli.load_config_file('default')
-  config.model.variant, config.mesh.data = 'torchvision', 1  # the 1x1 mesh of one device
+  config = _network_config()
+  config.mesh.data = 1  # the 1x1 mesh of one device
   config.model.dtype = 'bfloat16' if mode == 'train_bf16' else 'float32'
   mesh = parallel.make_mesh(config.mesh, devices=jax.devices()[:1])
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=10_000, total_steps=10**6)
@@ -88,7 +120,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
   model = model_lib.build(config.model)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=image_size,
                                              seed=config.seed)
-  host = _synthetic(batch, image_size)
+  host = _synthetic(batch, image_size, config.model.num_classes)
   if mode == 'forward':
     evaluate = step_lib.make_eval_step(model, mesh, specs.params)
     data = parallel.global_batch(mesh, dict(host, mask=host['label'] >= 0))
@@ -108,7 +140,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
   info = dict(first_step_s=time.time() - FLAGS.started, version=jax.__version__,
               params=model_lib.count_params(holder[0].params),
               xla_flags=os.environ.get('XLA_FLAGS', ''), cache=compile_cache.stats())
-  if mode != 'train':
+  if mode != 'train' or FLAGS.network != 'alexnet':
     return run, None, info
   a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), 'float32')
   matmul = jax.jit(lambda x: x @ x)
@@ -135,14 +167,21 @@ def torch_worker(batch: int, image_size: int, mode: str):
   # pylint: disable=g-import-not-at-top
   import torch
   torch.set_num_threads(os.cpu_count())
-  opt_config = cli.load_config_file('default').optimizer
+  from alexnet_jax.tools import torch_nets  # pylint: disable=g-import-not-at-top
+  config = _network_config()
+  opt_config = config.optimizer
   torch.manual_seed(0)
-  model = torch_alexnet(torch).train(mode != 'forward')
+  model = (torch_alexnet(torch) if FLAGS.network == 'alexnet' else
+           torch_nets.cifar_net(torch, FLAGS.network, config.model.num_classes))
+  model.train(mode != 'forward')
   opt = torch.optim.SGD(model.parameters(), lr=opt_config.learning_rate,
                         momentum=opt_config.momentum, weight_decay=opt_config.weight_decay)
-  host = _synthetic(batch, image_size)
+  host = _synthetic(batch, image_size, config.model.num_classes)
   mean, std = (torch.tensor(v) for v in (model_lib.IMAGENET_MEAN_RGB, model_lib.IMAGENET_STD_RGB))
-  x = ((torch.from_numpy(host['image']) / 255.0 - mean) / std).permute(0, 3, 1, 2).contiguous()
+  x = (torch.from_numpy(host['image']) / 255.0 - mean) / std
+  if FLAGS.network != 'alexnet':  # CifarNet's own first operation: back to 0..255, mean removed
+    x = x * std * 255.0
+  x = x.permute(0, 3, 1, 2).contiguous()
   y = torch.from_numpy(host['label']).long()
   precision = torch.autocast('cpu', dtype=torch.bfloat16, enabled=mode == 'train_bf16')
 
@@ -166,9 +205,8 @@ def torch_worker(batch: int, image_size: int, mode: str):
 
 def _setup():
   """The worker's (info, handle): 'run N' | 'matmul' -> wall and CPU seconds."""
-  batch = FLAGS.forward_batch if FLAGS.mode == 'forward' else FLAGS.batch
   run, matmul, info = (jax_worker if FLAGS.worker == 'jax' else torch_worker)(
-      batch, FLAGS.image_size, FLAGS.mode)
+      _batch(FLAGS.mode), _image_size(), FLAGS.mode)
   run(FLAGS.warmup)
   return info, lambda command: workers.timed(
       *((run, int(command[1])) if command[0] == 'run' else (matmul,)))
@@ -176,8 +214,9 @@ def _setup():
 
 def _start(name: str, mode: str, cache_dir: str, warmup: int) -> workers.Worker:
   return workers.Worker(name, 'alexnet_jax.tools.benchmark', (
-      f'--batch={FLAGS.batch}', f'--forward_batch={FLAGS.forward_batch}', f'--mode={mode}',
-      f'--image_size={FLAGS.image_size}', f'--warmup={warmup}', f'--cache_dir={cache_dir}'))
+      f'--network={FLAGS.network}', f'--batch={_batch("train")}',
+      f'--forward_batch={FLAGS.forward_batch}', f'--mode={mode}',
+      f'--image_size={_image_size()}', f'--warmup={warmup}', f'--cache_dir={cache_dir}'))
 
 
 def measure(frameworks, mode: str, cache_dir: str):
@@ -194,7 +233,7 @@ def measure(frameworks, mode: str, cache_dir: str):
     for r in range(FLAGS.rounds):
       for name in (frameworks if r % 2 == 0 else frameworks[::-1]):
         times[name].append(running[name].ask(f'run {FLAGS.steps}'))
-      if 'jax' in running and mode == 'train':
+      if 'jax' in running and mode == 'train' and FLAGS.network == 'alexnet':
         times['matmul'].append(running['jax'].ask('matmul'))
   finally:
     infos = {name: dict(w.info, **w.close()) for name, w in running.items()}
@@ -203,7 +242,7 @@ def measure(frameworks, mode: str, cache_dir: str):
 
 def summarise(mode: str, times, infos) -> dict:
   """One row: images/s, step time, MFU, ratio (medians over rounds) and each worker's figures."""
-  batch = FLAGS.forward_batch if mode == 'forward' else FLAGS.batch
+  batch = _batch(mode)
   result = dict(batch=batch)
   if times['matmul']:
     result['matmul_gflops'] = max(  # a peak: the least disturbed round
@@ -217,7 +256,7 @@ def summarise(mode: str, times, infos) -> dict:
                             t['cpu_seconds'] / images for t in times[name]))
     if 'matmul_gflops' in result:
       result[name]['mfu'] = (result[name]['images_per_sec'] * train_flops_per_image(
-          FLAGS.image_size) / 1e9 / result['matmul_gflops'])
+          _image_size()) / 1e9 / result['matmul_gflops'])
   if 'jax' in infos and 'torch' in infos:
     ratios = [j / t for j, t in zip(result['jax']['images_per_sec_rounds'],
                                     result['torch']['images_per_sec_rounds'])]
@@ -239,7 +278,9 @@ def table(result: dict) -> str:
   rows = result['rows']
   columns = [(mode, n) for mode in rows for n in ('jax', 'torch') if n in rows[mode]]
   version = {n: rows[m][n]['version'] for m, n in columns}
-  lines = [f"AlexNet (torchvision layout), {result['image_size']}x{result['image_size']}, "
+  name = ('AlexNet (torchvision layout)' if result.get('network', 'alexnet') == 'alexnet' else
+          f"{result['network']} (cuda-convnet's CIFAR-10 network)")
+  lines = [f"{name}, {result['image_size']}x{result['image_size']}, "
            f"{result['rounds']} rounds x {result['steps']} steps; {result['cpu']}, "
            f"{result['cores']} cores; JAX {version.get('jax', '-')}, "
            f"PyTorch {version.get('torch', '-')}",
@@ -264,10 +305,11 @@ def table(result: dict) -> str:
 
 def run_all() -> dict:
   """Every mode in turn; the JAX workers share a fresh compilation cache, deleted at the end."""
-  result = dict(image_size=FLAGS.image_size, steps=FLAGS.steps, rounds=FLAGS.rounds,
-                cpu=workers.cpu_name(), cores=os.cpu_count(),
-                train_gflop_per_image=train_flops_per_image(FLAGS.image_size) / 1e9,
+  result = dict(network=FLAGS.network, image_size=_image_size(), steps=FLAGS.steps,
+                rounds=FLAGS.rounds, cpu=workers.cpu_name(), cores=os.cpu_count(),
                 load_average=os.getloadavg(), rows={})
+  if FLAGS.network == 'alexnet':
+    result['train_gflop_per_image'] = train_flops_per_image(_image_size()) / 1e9
   cache_dir = tempfile.mkdtemp(prefix='alexnet_jax_benchmark_cache_')
   try:
     for mode in FLAGS.modes:

@@ -1,7 +1,7 @@
 """Per layer: forward + backward time of this project's ops beside PyTorch's, in one run.
 
   python -m alexnet_jax.tools.layer_profile [--batch 64] [--image_size 224] [--reps 5] [--rounds 5]
-      [--json PATH]
+      [--json PATH] [--network alexnet | cifar18pct | cifar_conv_local]
 
 Where a train step's time goes, layer by layer, in torchvision's AlexNet layout (fp32): each conv
 (with its ReLU), each 3/2 max pool, each dense layer (with its ReLU). A layer's time is one forward
@@ -11,7 +11,10 @@ conv1 which has no input gradient, as in training; the forward output is kept (n
 torch.nn's layers with all cores. Each framework is a worker process of its own; they take turns
 per round (order swapped each round); the table gives medians over rounds of each round's median
 over --reps. What the layers leave out of a step (dropout, adaptive pooling, loss, optimizer
-update) is the step time of tools/benchmark minus the sum here.
+update) is the step time of tools/benchmark minus the sum here. --network=cifar18pct |
+cifar_conv_local profiles cuda-convnet's CIFAR-10 network instead (batch 128, its own image size):
+JAX runs cifar_nets' ops (model.Conv, cuda_convnet_pool, response_norm, LocalConv, nn.Dense),
+PyTorch their torch.nn twins (tools/torch_nets.py).
 """
 import functools
 import json
@@ -20,14 +23,17 @@ import statistics
 
 from absl import app, flags
 
-from alexnet_jax.tools import benchmark, workers
+from alexnet_jax.tools import benchmark, torch_nets, workers
 
 FLAGS = flags.FLAGS  # --batch, --image_size, --rounds, --json, --worker: tools/benchmark's flags
 flags.DEFINE_integer('reps', 5, 'Timed forward + backward passes per layer and round.')
 
 
-def layers(image_size: int) -> list[dict]:
-  """torchvision AlexNet's layers with their input shapes (NHWC), in order."""
+def layers(image_size: int, network: str = 'alexnet') -> list[dict]:
+  """The network's layers with their input shapes (NHWC), in order: torchvision AlexNet's, or a
+  CIFAR-10 network's (torch_nets.layers)."""
+  if network != 'alexnet':
+    return torch_nets.layers(network)
   out, size, channels = [], image_size, 3
   for i, conv in enumerate(benchmark.CONVS):
     out.append(dict(name=f'conv{i + 1}', kind='conv', hw=size, cin=channels, features=conv.features,
@@ -58,16 +64,29 @@ def jax_layers(batch: int, image_size: int) -> dict:
   from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top
   from alexnet_jax import cli  # pylint: disable=g-import-not-at-top
   compile_cache.enable(cli.load_config_file('default').compilation_cache_dir)
-  from alexnet_jax import model as model_lib, pooling  # pylint: disable=g-import-not-at-top
-  key = jax.random.key(0)
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import cifar_nets, model as model_lib, pooling  # pylint: disable=g-import-not-at-top
+  key, cifar = jax.random.key(0), FLAGS.network != 'alexnet'
 
   def layer_fn(layer):
     """(apply(params, x), params) of one layer, its ReLU included."""
+    relu = layer['relu'] if 'relu' in layer else layer['kind'] == 'conv'
+    activation = jax.nn.relu if relu else lambda y: y
     if layer['kind'] == 'pool':
-      return lambda params, x: pooling.max_pool(x, 3, 2), {}
-    module = (model_lib.Conv(layer['features'], layer['kernel'], layer['stride'], layer['pad'])
-              if layer['kind'] == 'conv' else model_lib.SplitDense(layer['features']))
-    activation = jax.nn.relu if layer['kind'] == 'conv' or layer['relu'] else lambda y: y
+      pool = ((lambda x: cifar_nets.cuda_convnet_pool(x, layer['pool'], 3, 2)) if cifar
+              else (lambda x: pooling.max_pool(x, 3, 2)))
+      return lambda params, x: activation(pool(x)), {}
+    if layer['kind'] == 'norm':
+      norm = cifar_nets.NORMS[FLAGS.network]
+      return lambda params, x: cifar_nets.response_norm(x, norm), {}
+    init = nn.initializers.normal(0.01)
+    if layer['kind'] == 'conv':
+      module = model_lib.Conv(layer['features'], layer.get('kernel', 5), layer.get('stride', 1),
+                              layer.get('pad', 2))
+    elif layer['kind'] == 'local':
+      module = cifar_nets.LocalConv(layer['features'], 3, 1, init)
+    else:
+      module = nn.Dense(layer['features']) if cifar else model_lib.SplitDense(layer['features'])
     apply = lambda params, x: activation(module.apply(params, x))
     return apply, module.init(key, jax.random.normal(key, _input_shape(layer, batch, False)))
 
@@ -82,7 +101,7 @@ def jax_layers(batch: int, image_size: int) -> dict:
     return jax.jit(step)
 
   runs = {}
-  for layer in layers(image_size):
+  for layer in layers(image_size, FLAGS.network):
     apply, params = layer_fn(layer)
     x = jax.random.normal(key, _input_shape(layer, batch, False))
     grad = jax.random.normal(key, jax.eval_shape(apply, params, x).shape)
@@ -98,8 +117,11 @@ def torch_layers(batch: int, image_size: int) -> dict:
   torch.set_num_threads(os.cpu_count())
   torch.manual_seed(0)
   runs = {}
-  for layer in layers(image_size):
-    if layer['kind'] == 'conv':
+  for layer in layers(image_size, FLAGS.network):
+    if FLAGS.network != 'alexnet':
+      module = torch_nets.module(torch, FLAGS.network, layer)
+      module = torch.nn.Sequential(module, torch.nn.ReLU()) if layer['relu'] else module
+    elif layer['kind'] == 'conv':
       module = torch.nn.Sequential(torch.nn.Conv2d(layer['cin'], layer['features'],
                                                    layer['kernel'], layer['stride'], layer['pad']),
                                    torch.nn.ReLU())
@@ -119,9 +141,14 @@ def torch_layers(batch: int, image_size: int) -> dict:
   return runs
 
 
+def _sizes() -> tuple[int, int]:
+  """(batch, image size): the flags, or the network's defaults as tools/benchmark has them."""
+  return benchmark._batch('train'), benchmark._image_size()  # pylint: disable=protected-access
+
+
 def _setup():
   """Worker: builds and warms every layer, then 'run REPS' -> {layer: median seconds}."""
-  runs = (jax_layers if FLAGS.worker == 'jax' else torch_layers)(FLAGS.batch, FLAGS.image_size)
+  runs = (jax_layers if FLAGS.worker == 'jax' else torch_layers)(*_sizes())
   for run in runs.values():
     run()  # compile / warm up
   return {'layers': list(runs)}, lambda command: {
@@ -131,7 +158,8 @@ def _setup():
 
 def measure() -> dict:
   """{'jax': {layer: ms}, 'torch': {layer: ms}}: medians over alternating rounds."""
-  args = (f'--batch={FLAGS.batch}', f'--image_size={FLAGS.image_size}')
+  batch, size = _sizes()
+  args = (f'--batch={batch}', f'--image_size={size}', f'--network={FLAGS.network}')
   running = {name: workers.Worker(name, 'alexnet_jax.tools.layer_profile', args)
              for name in ('jax', 'torch')}
   rounds = {name: [] for name in running}
@@ -148,8 +176,10 @@ def measure() -> dict:
 
 def table(result: dict) -> str:
   jax_ms, torch_ms = result['jax'], result['torch']
-  lines = [f"Forward + backward per layer (ms), torchvision layout, fp32, batch {FLAGS.batch}, "
-           f"{FLAGS.image_size}x{FLAGS.image_size}; {workers.cpu_name()}, {os.cpu_count()} cores",
+  batch, size = _sizes()
+  name = 'torchvision layout' if FLAGS.network == 'alexnet' else FLAGS.network
+  lines = [f"Forward + backward per layer (ms), {name}, fp32, batch {batch}, "
+           f"{size}x{size}; {workers.cpu_name()}, {os.cpu_count()} cores",
            f"{'layer':8}{'JAX':>10}{'PyTorch':>10}{'JAX/PyTorch':>13}"]
   for layer in jax_ms:
     lines.append(f'{layer:8}{jax_ms[layer]:10.1f}{torch_ms[layer]:10.1f}'
@@ -168,7 +198,8 @@ def main(argv):
   print(table(result))
   if FLAGS.json:
     with open(FLAGS.json, 'w') as f:
-      json.dump(dict(result, batch=FLAGS.batch, image_size=FLAGS.image_size), f, indent=1)
+      batch, size = _sizes()
+      json.dump(dict(result, network=FLAGS.network, batch=batch, image_size=size), f, indent=1)
 
 
 if __name__ == '__main__':
