@@ -24,6 +24,11 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def asks_for_help(argv) -> bool:
+  """Whether the command line asks absl for its help (which needs no --workdir)."""
+  return any(a in ('--help', '-h', '--helpshort', '--helpfull', '-?') for a in argv[1:])
+
+
 def parse_flags(argv):
   """absl flag parsing in which an unknown config key ends in one line, not a traceback."""
   try:

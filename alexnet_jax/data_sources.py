@@ -4,6 +4,8 @@ The one module that touches TFDS builders. A Source maps int64 example indices t
 bytes and labels inside a tf.data graph, so any order of examples can be read without a scan.
 With data.downsample, a source is read through the paper's down-sampled copy (downsample.py).
 """
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import json
@@ -12,12 +14,14 @@ import re
 from collections.abc import Callable
 
 import numpy as np
-import tensorflow as tf
-import tensorflow_datasets as tfds
 from absl import logging
 
 from alexnet_jax import paths as path_layer  # not `paths`: a common local name here
 from alexnet_jax import preprocess
+from alexnet_jax import tf_import
+
+tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
+tfds = tf_import.lazy('tensorflow_datasets')
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
 SPLIT_FOLDERS = {'train': ('train',), 'validation': ('val', 'validation'), 'test': ('test',)}

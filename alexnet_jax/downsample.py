@@ -3,6 +3,8 @@
 Written once as side x side JPEGs (images.bin, offsets.npy, labels.npy) and read by index like any
 Source; see downsampled_source.
 """
+from __future__ import annotations
+
 import dataclasses
 import fcntl
 import hashlib
@@ -11,12 +13,14 @@ import shutil
 import time
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from alexnet_jax import preprocess
 from alexnet_jax.data_sources import DataError
 from alexnet_jax.data_sources import Source
+from alexnet_jax import preprocess
+from alexnet_jax import tf_import
+
+tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 
 DOWNSAMPLED_FOLDER = 'alexnet_jax_downsampled'  # under data_dir (or TFDS's default)
 DOWNSAMPLED_QUALITY = 95  # JPEG quality of the down-sampled copy

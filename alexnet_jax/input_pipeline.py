@@ -20,18 +20,22 @@ index_shuffle(t mod N, seed, epoch t div N), step s holds positions s*B .. s*B+B
 slice p*b .. p*b+b-1 of them; augmentation is seeded by (seed, t). So a batch depends on (seed, step)
 only, the global batch is the same for any process count, and resuming costs nothing.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 from collections.abc import Iterator
 
 import jax
 import numpy as np
-import tensorflow as tf
 
-from alexnet_jax import data_sources
-from alexnet_jax import preprocess
 from alexnet_jax.data_sources import DataError
+from alexnet_jax import data_sources
 from alexnet_jax import fake_imagenet
+from alexnet_jax import preprocess
+from alexnet_jax import tf_import
+
+tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 
 SYNTHETIC_POOL_BATCHES = 4  # distinct global batches the synthetic source cycles through
 SYNTHETIC_EVAL_EXAMPLES = 256

@@ -1,12 +1,16 @@
 """Metrics: averaging, the workdir's metrics.jsonl and TensorBoard events, the progress line.
 
 On a gs:// workdir the events are written to a local folder and uploaded after each write: TF's
-own GCS layer does not read STORAGE_EMULATOR_HOST (nor epath's credentials).
+own GCS layer does not read STORAGE_EMULATOR_HOST (nor epath's credentials). The events are written
+without TensorFlow (tensorboard's own record writer and protos), so training on synthetic data never
+imports it.
 """
+import io
 import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 import time
 
@@ -79,6 +83,55 @@ def check_log(workdir: str, *, enabled: bool = True) -> None:
     raise error or LogError(f'{os.path.join(workdir, LOG)} is damaged (see process 0).')
 
 
+class EventsFile:
+  """A TensorBoard events file, summaries in the form TF2's tf.summary writes (tensors with the
+  'scalars' or 'images' plugin), through tensorboard's record writer: no TensorFlow import."""
+
+  def __init__(self, folder: str):
+    # pylint: disable=g-import-not-at-top
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+    self._pb = event_pb2, summary_pb2, tensor_pb2, types_pb2
+    name = f'events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.0.v2'
+    self._records = RecordWriter(open(os.path.join(folder, name), 'wb'))  # pylint: disable=consider-using-with
+    self._write(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
+
+  def _write(self, event) -> None:
+    self._records.write(event.SerializeToString())
+
+  def _summary(self, step: int, tag: str, plugin: str, tensor) -> None:
+    event_pb2, summary_pb2, _, _ = self._pb
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin))
+    self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=tensor)])))
+
+  def scalar(self, step: int, tag: str, value: float) -> None:
+    _, _, tensor_pb2, types_pb2 = self._pb
+    self._summary(step, tag, 'scalars',
+                  tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)]))
+
+  def image(self, step: int, tag: str, image_HWC) -> None:
+    """A uint8 [H, W, C] image: a string tensor [width, height, PNG] as tf.summary.image's."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    _, _, tensor_pb2, types_pb2 = self._pb
+    from tensorboard.compat.proto import tensor_shape_pb2  # pylint: disable=g-import-not-at-top
+    image_HWC = np.asarray(image_HWC, np.uint8)
+    png = io.BytesIO()
+    Image.fromarray(image_HWC[..., 0] if image_HWC.shape[-1] == 1 else image_HWC).save(png, 'PNG')
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)])
+    self._summary(step, tag, 'images', tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING, tensor_shape=shape,
+        string_val=[str(image_HWC.shape[1]).encode(), str(image_HWC.shape[0]).encode(),
+                    png.getvalue()]))
+
+  def flush(self) -> None:
+    self._records.flush()
+
+  def close(self) -> None:
+    self._records.close()
+
+
 class Writer:
   """Appends to WORKDIR/metrics.jsonl and TensorBoard; inert on processes other than 0."""
 
@@ -88,11 +141,9 @@ class Writer:
     if enabled:
       paths.makedirs(workdir)
       self._path = os.path.join(workdir, LOG)
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      self._tf = tf
       if paths.is_remote(workdir):
         self._events = tempfile.mkdtemp(prefix='alexnet_jax_events_')
-      self._summary = tf.summary.create_file_writer(self._events or workdir)
+      self._summary = EventsFile(self._events or workdir)
 
   def truncate_after(self, step: int) -> None:
     """Drops points logged after `step` (by a run that died before its next checkpoint)."""
@@ -115,9 +166,8 @@ class Writer:
       return
     record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **values}
     workdir_lib.append_line(self._path, json.dumps(record))
-    with self._summary.as_default(step=int(step)):
-      for name, value in values.items():
-        self._tf.summary.scalar(f'{split}/{name}', value)
+    for name, value in values.items():
+      self._summary.scalar(step, f'{split}/{name}', value)
     self._summary.flush()
     self._upload()
     logging.log_first_n(logging.INFO, 'metrics -> %s', 1, self._path)
@@ -125,8 +175,7 @@ class Writer:
   def image(self, step: int, name: str, image_HWC) -> None:
     """A uint8 image [H, W, C] to TensorBoard (conv1's filters: watch them form)."""
     if self.enabled:
-      with self._summary.as_default(step=int(step)):
-        self._tf.summary.image(name, np.asarray(image_HWC)[None])
+      self._summary.image(step, name, image_HWC)
       self._summary.flush()
       self._upload()
 

@@ -4,7 +4,12 @@ Every random choice is a stateless op of a per-example seed (shape [2] int), so 
 the same augmentation anywhere. Images come out uint8; the float work (scale to [0, 1], add the PCA
 lighting offset, mean/std) runs on the device in model.standardize: 4x fewer bytes, no float pass here.
 """
-import tensorflow as tf
+from __future__ import annotations
+
+from alexnet_jax import tf_import
+
+tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
+
 
 RESIZE_RATIO = 256 / 224  # the paper resizes to 256 and crops 224 (data.resize_ratio)
 # ImageNet RGB covariance on [0, 1] images (fb.resnet.torch); rows of EIGVEC are R, G, B.

@@ -31,7 +31,15 @@ def test_writer_appends_jsonl_and_drops_points_after_a_resumed_step(tmp_path):
   records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [(r['step'], r['split']) for r in records] == [(10, 'train'), (20, 'train'), (30, 'eval')]
   assert records[0]['loss'] == 0.1
-  assert list(tmp_path.glob('events.out.tfevents*'))
+  # The events, written without TensorFlow, read back through TensorFlow as tf.summary's would.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  [events] = tmp_path.glob('events.out.tfevents*')
+  scalars = [(e.step, v.tag, float(tf.make_ndarray(v.tensor)), v.metadata.plugin_data.plugin_name)
+             for e in tf.compat.v1.train.summary_iterator(str(events)) for v in e.summary.value]
+  assert scalars == [(10, 'train/loss', pytest.approx(0.1), 'scalars'),
+                     (20, 'train/loss', pytest.approx(0.05), 'scalars'),
+                     (30, 'train/loss', pytest.approx(1 / 30), 'scalars'),
+                     (30, 'eval/top1', 0.5, 'scalars')]
 
 
 def test_writer_on_other_processes_writes_nothing(tmp_path):

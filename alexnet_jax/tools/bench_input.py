@@ -19,6 +19,8 @@ Figures are images per CPU-second of this process (time.process_time), medians o
 machine shared with other jobs they stay near the unloaded per-core speed while the wall clock does
 not. Wall-clock rates and the load average are printed beside them.
 """
+from __future__ import annotations
+
 import gc
 import io
 import json
@@ -28,13 +30,15 @@ import time
 
 import ml_collections
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
 from PIL import Image
 
 from alexnet_jax import data_sources
 from alexnet_jax import downsample, input_pipeline, preprocess
 from alexnet_jax import fake_imagenet
+from alexnet_jax import tf_import
+
+tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 
 FLAGS = flags.FLAGS
 

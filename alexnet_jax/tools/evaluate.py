@@ -38,6 +38,8 @@ def _workdir_argument(argv) -> str:
       return arg.split('=', 1)[1]
     if arg == '--workdir' and i + 1 < len(argv):
       return argv[i + 1]
+  if cli.asks_for_help(argv):
+    return None
   cli.fail('--workdir is required: python -m alexnet_jax.tools.evaluate --workdir=W '
            '[--config.KEY=VALUE ...]')
 
@@ -46,13 +48,15 @@ def define_flags(argv) -> None:
   """--workdir, --step, and --config: the run's config.json, each key overridable (evaluate applies
   the overrides to the config saved with the step it evaluates)."""
   workdir = _workdir_argument(argv)
+  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  if workdir is None:  # --help alone: the run's config keys come with --workdir
+    return
   path = os.path.join(inference.run_dir(workdir), 'config.json')
   if not paths.exists(path):
     cli.fail(f'{workdir} has no config.json: give the workdir of a run (or of '
              'tools.import_torchvision).')
   config = inference.read_config(path)
-  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
   cli.define_config_dict(config, argv, 'The run\'s config; override any key.')
 
 

@@ -40,15 +40,16 @@ TOP_K = 5
 def define_flags(argv) -> None:
   """--workdir, --step, --config (the run's saved config, each key overridable) and the rest."""
   workdirs = [a.split('=', 1)[1] for a in argv if a.startswith('--workdir=')]
-  if not workdirs:
+  if not workdirs and not cli.asks_for_help(argv):
     cli.fail('--workdir is required: python -m alexnet_jax.tools.neighbours --workdir=W '
              '--output=FILE.png [--queries=8]')
-  path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
-  if not paths.exists(path):
-    cli.fail(f'{workdirs[-1]} has no config.json: give the workdir of a trained run.')
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  cli.define_config_dict(inference.read_config(path), argv, "The run's config; override any key.")
+  if workdirs:  # (--help alone: the run's config keys come with --workdir)
+    path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
+    if not paths.exists(path):
+      cli.fail(f'{workdirs[-1]} has no config.json: give the workdir of a trained run.')
+    cli.define_config_dict(inference.read_config(path), argv, "The run's config; override any key.")
   flags.DEFINE_integer('queries', 8, 'Held-out images shown, one row each.')
   flags.DEFINE_integer('neighbours', 6, 'Nearest training images per query.')
   flags.DEFINE_integer('max_train', 0, 'Training images searched (0: all of the train split).')
