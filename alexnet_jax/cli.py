@@ -24,6 +24,15 @@ def fail(message: str) -> None:
   sys.exit(1)
 
 
+def parse_step(text: str):
+  """--step: '' -> None (the newest good one), 'best' -> 'best', '1200' -> 1200."""
+  if text in ('', 'best'):
+    return text or None
+  if not text.isdigit():
+    fail(f"--step={text} is not a step: give a number, 'best', or leave it out for the newest.")
+  return int(text)
+
+
 def asks_for_help(argv) -> bool:
   """Whether the command line asks absl for its help (which needs no --workdir)."""
   return any(a in ('--help', '-h', '--helpshort', '--helpfull', '-?') for a in argv[1:])
@@ -89,8 +98,12 @@ def load_config_file(name: str):
 
 
 def run(main) -> None:
-  """absl's app.run for the tools: XLA flags, the compilation cache, one-line flag errors."""
-  from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
-  xla_flags.apply()  # before jax initialises its backend (imports alone do not)
-  compile_cache.enable(load_config_file('default').compilation_cache_dir)
-  app.run(main, flags_parser=parse_flags)
+  """absl's app.run for the tools: one-line flag errors, then (after the flags, so that --help
+  answers without importing JAX) the XLA flags and the compilation cache, then main."""
+
+  def start(argv):
+    from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
+    xla_flags.apply()  # before jax initialises its backend (imports alone do not)
+    compile_cache.enable(load_config_file('default').compilation_cache_dir)
+    return main(argv)
+  app.run(start, flags_parser=parse_flags)

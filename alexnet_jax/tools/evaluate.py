@@ -7,6 +7,8 @@ Prints progress on stderr, the metrics (count, loss, top1, top5) as one JSON obj
 line of stdout, and appends them with the step and the overrides to WORKDIR/evaluations.jsonl.
 With the run's own config this is the run's last eval row of metrics.jsonl, exactly.
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
@@ -16,17 +18,19 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import ml_collections
 from absl import flags
+from etils import epy
 
-from alexnet_jax import checkpoint
 from alexnet_jax import cli
-from alexnet_jax import inference
-from alexnet_jax import model as model_lib
-from alexnet_jax import parallel
-from alexnet_jax import paths
-from alexnet_jax import train
-from alexnet_jax import train_step as step_lib
-from alexnet_jax import workdir as workdir_lib
-from alexnet_jax.tools import predict
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import checkpoint
+  from alexnet_jax import inference
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import parallel
+  from alexnet_jax import paths
+  from alexnet_jax import train
+  from alexnet_jax import train_step as step_lib
+  from alexnet_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 EVALUATIONS = 'evaluations.jsonl'
@@ -88,7 +92,7 @@ def main(argv):
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   try:
-    metrics, step = evaluate(FLAGS.workdir, predict.parse_step(FLAGS.step),
+    metrics, step = evaluate(FLAGS.workdir, cli.parse_step(FLAGS.step),
                              cli.overridden_values(FLAGS.config, sys.argv))
   except (ValueError, FileNotFoundError) as e:  # config, data and checkpoint errors
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)

@@ -13,22 +13,26 @@ The batch dimension is symbolic: one file serves any batch size. Images are stan
 names are written beside it (OUTPUT.classes.json). StableHLO keeps at least 6 months of backward
 compatibility (JAX's export docs).
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import flags
+from etils import epy
 
-from alexnet_jax import checkpoint
 from alexnet_jax import cli
-from alexnet_jax import inference
-from alexnet_jax import model as model_lib
-from alexnet_jax.tools import predict
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  import jax
+  import jax.numpy as jnp
+  from alexnet_jax import checkpoint
+  from alexnet_jax import inference
+  from alexnet_jax import model as model_lib
 
 FLAGS = flags.FLAGS
 
@@ -52,7 +56,7 @@ def main(argv):
   if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
     cli.fail(f'--output={FLAGS.output} exists: give another file, or pass --overwrite.')
   try:
-    clf = inference.load(FLAGS.workdir, predict.parse_step(FLAGS.step))
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step))
   except checkpoint.CheckpointError as e:
     cli.fail(str(e))
   exported = export(clf, tuple(FLAGS.platforms))

@@ -7,19 +7,23 @@ model.groups=2 the kernels feeding each group of conv2 (the paper's two GPUs: 48
 drawn as two separate blocks, as in the paper. train.py logs the same grid to TensorBoard
 (conv1/filters) at each eval, so that filters can be watched forming.
 """
+from __future__ import annotations
+
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app
 from absl import flags
+from etils import epy
 
-from alexnet_jax import checkpoint
 from alexnet_jax import cli
-from alexnet_jax import model as model_lib
-from alexnet_jax import paths
-from alexnet_jax import pictures
-from alexnet_jax.tools import predict
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import checkpoint
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import paths
+  from alexnet_jax import pictures
 
 FLAGS = flags.FLAGS
 PIXELS_PER_TAP = 6  # each kernel tap drawn as a 6x6 block: an 11x11 tile is 66 px wide
@@ -63,7 +67,7 @@ def main(argv):
   if not FLAGS.output.lower().endswith('.png'):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
   try:
-    params, step, config = checkpoint.load_params(FLAGS.workdir, predict.parse_step(FLAGS.step))
+    params, step, config = checkpoint.load_params(FLAGS.workdir, cli.parse_step(FLAGS.step))
   except (checkpoint.CheckpointError, OSError) as e:
     cli.fail(str(e).splitlines()[0])
   kernel = params['conv1']['kernel']

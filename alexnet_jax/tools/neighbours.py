@@ -10,27 +10,29 @@ as evaluation reads them (centre crop) and their features computed in batches sp
 local devices; the nearest are kept as the batches stream by, so memory does not grow with the
 training set. --config.data.* overrides read other data (another split, a bigger set).
 """
+from __future__ import annotations
+
 import os
 import sys
 import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app
 from absl import flags
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from etils import epy
 
 from alexnet_jax import cli
-from alexnet_jax import inference
-from alexnet_jax import input_pipeline
-from alexnet_jax import metrics
-from alexnet_jax import model as model_lib
-from alexnet_jax import paths
-from alexnet_jax.tools import predict
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  import jax
+  import jax.numpy as jnp
+  from alexnet_jax import inference
+  from alexnet_jax import input_pipeline
+  from alexnet_jax import metrics
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import paths
 
 FLAGS = flags.FLAGS
 FEATURE_LAYER = 'fc7'  # the last hidden layer: 4096 units in the paper
@@ -60,7 +62,7 @@ def define_flags(argv) -> None:
 def make_features(clf):
   """images [B, S, S, 3] uint8 -> (logits [B, K], features [B, F]), the batch split over devices."""
   mesh = jax.sharding.Mesh(np.array(jax.local_devices()), ('batch',))
-  sharding = NamedSharding(mesh, P('batch'))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('batch'))
   act = jnp.tanh if clf.model.option('activation') == 'tanh' else jax.nn.relu
 
   def forward(params, images_BHWC):
@@ -171,7 +173,7 @@ def main(argv):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
   config = FLAGS.config
   try:
-    clf = inference.load(FLAGS.workdir, predict.parse_step(FLAGS.step))
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step))
     data = input_pipeline.with_fake_imagenet(config.data)
     info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
     features = make_features(clf)

@@ -8,6 +8,8 @@ Folders are walked for JPEG, PNG, BMP and GIF files. Images are read as evaluati
 --json: one object per image per line, {"path", "predictions": [{"label", "name",
 "probability"}, ...]} best first; the rate goes to stderr.
 """
+from __future__ import annotations
+
 import json
 import os
 import sys
@@ -16,11 +18,14 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import flags
+from etils import epy
 
-from alexnet_jax import checkpoint
 from alexnet_jax import cli
-from alexnet_jax import inference
-from alexnet_jax import input_pipeline
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import checkpoint
+  from alexnet_jax import inference
+  from alexnet_jax import input_pipeline
 
 FLAGS = flags.FLAGS
 
@@ -36,15 +41,6 @@ def define_flags() -> None:
                     'stopping at the first.')
   flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.')
   flags.mark_flag_as_required('workdir')
-
-
-def parse_step(text: str):
-  """'' -> None (newest), 'best' -> 'best', '1200' -> 1200."""
-  if text in ('', 'best'):
-    return text or None
-  if not text.isdigit():
-    cli.fail(f"--step={text} is not a step: give a number, 'best', or leave it out for the newest.")
-  return int(text)
 
 
 def _table_rows(result: dict, top_k: int) -> list[str]:
@@ -64,7 +60,7 @@ def main(argv):
     paths = inference.find_images(argv[1:])
     if not paths:
       cli.fail(f'no JPEG, PNG, BMP or GIF files in {argv[1:]}.')
-    clf = inference.load(FLAGS.workdir, parse_step(FLAGS.step), batch_size=FLAGS.batch_size)
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size)
     start, done = time.time(), 0
     for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
       if 'error' in result:
