@@ -1,19 +1,23 @@
-"""Paths that never read images through tf.data run with TensorFlow, TFDS and Keras blocked."""
+"""Paths that never read images through tf.data run with TensorFlow, TFDS and Keras blocked;
+every tool's --help answers without importing JAX."""
 import subprocess
 import sys
 
+import pytest
+
+from alexnet_jax.tools import bench_startup
 from alexnet_jax.tools import workers
 from tests.conftest import tiny_flags  # pylint: disable=g-bad-import-order
 
 # A process in which importing tensorflow, tensorflow_datasets or keras raises ImportError.
 BLOCKED = ("import runpy, sys\n"
-           "for name in ('tensorflow', 'tensorflow_datasets', 'keras'): sys.modules[name] = None\n"
+           "for name in sys.argv.pop(1).split(','): sys.modules[name] = None\n"
            "sys.argv = sys.argv[1:]\n"
            "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
 
 
-def _run_blocked(module, *args):
-  done = subprocess.run([sys.executable, '-c', BLOCKED, module, *args], cwd=workers.ROOT,
+def _run_blocked(module, *args, blocked='tensorflow,tensorflow_datasets,keras'):
+  done = subprocess.run([sys.executable, '-c', BLOCKED, blocked, module, *args], cwd=workers.ROOT,
                         capture_output=True, text=True, timeout=600)
   # absl's --help exits with status 1 after printing the flags.
   assert done.returncode == (1 if args == ('--help',) else 0), done.stderr[-3000:]
@@ -32,5 +36,9 @@ def test_synthetic_training_and_the_tools_of_a_run_never_import_tensorflow(tmp_p
   _run_blocked('alexnet_jax.tools.export', f'--workdir={workdir}',
                f'--output={tmp_path / "model.jax"}', '--platforms=cpu')
   assert (tmp_path / 'filters.png').stat().st_size and (tmp_path / 'model.jax').stat().st_size
-  for tool in ('predict', 'evaluate', 'neighbours'):  # their flags before TensorFlow's import
-    assert '--workdir' in _run_blocked(f'alexnet_jax.tools.{tool}', '--help').stdout
+
+
+@pytest.mark.parametrize('tool', bench_startup.TOOLS)
+def test_help_answers_without_importing_jax_or_tensorflow(tool):
+  done = _run_blocked(tool, '--help', blocked='jax,jaxlib,flax,tensorflow,tensorflow_datasets,keras')
+  assert 'flags:' in done.stdout, done.stdout[-2000:]

@@ -7,6 +7,8 @@ augmentation + batch, on ImageNet-sized JPEGs made in the run), the train step a
 step, torchvision layout, on one resident batch), and the pipeline feeding the step through
 train.py's prefetch. If the pipeline outruns the step, the fed rate equals the step's rate.
 """
+from __future__ import annotations
+
 import time
 
 from alexnet_jax import xla_flags
@@ -14,15 +16,19 @@ from alexnet_jax import xla_flags
 xla_flags.apply()
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax
 import ml_collections
 import numpy as np
 from absl import app, flags
+from etils import epy
 
-from alexnet_jax import cli, compile_cache, input_pipeline, optim, parallel
-from alexnet_jax import train_step as step_lib
-from alexnet_jax.model import AlexNet
+from alexnet_jax import cli
 from alexnet_jax.tools import bench_input
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  import jax
+  from alexnet_jax import compile_cache, input_pipeline, optim, parallel
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import train_step as step_lib
 
 FLAGS = flags.FLAGS
 
@@ -48,7 +54,7 @@ def run(batch_size: int, size: int, rounds: int, seconds: float, *, fc_width: in
       batch_size=batch_size, image_size=size, crop='paper', flip=True, pca_lighting_std=0.1))
   jpegs = bench_input.make_jpegs(num_images)
   mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
-  model = AlexNet(variant='torchvision', fc_width=fc_width)
+  model = model_lib.AlexNet(variant='torchvision', fc_width=fc_width)
   tx = optim.make_optimizer(config.optimizer, lambda _: config.optimizer.learning_rate)
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=size, seed=0)
   step = step_lib.make_train_step(model, tx, mesh, specs, seed=0)

@@ -33,10 +33,14 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from alexnet_jax import data_sources
-from alexnet_jax import downsample, input_pipeline, preprocess
+from etils import epy
+
 from alexnet_jax import fake_imagenet
 from alexnet_jax import tf_import
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import data_sources
+  from alexnet_jax import downsample, input_pipeline, preprocess
 
 tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 

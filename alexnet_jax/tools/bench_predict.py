@@ -8,6 +8,8 @@ import_torchvision's writer; the images are JPEGs of size x size drawn in the ru
   predict  Classifier.predict on the files: read, decode, crop, batch, forward, softmax, top-5
 Rounds alternate; the ratio is the median of per-round ratios (the machine may be shared).
 """
+from __future__ import annotations
+
 import json
 import os
 import tempfile
@@ -15,16 +17,19 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import jax
 import numpy as np
 from absl import flags
+from etils import epy
 
 from alexnet_jax import cli
-from alexnet_jax import inference
-from alexnet_jax import input_pipeline
-from alexnet_jax import model as model_lib
 from alexnet_jax import fake_imagenet
 from alexnet_jax.tools import import_torchvision
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  import jax
+  from alexnet_jax import inference
+  from alexnet_jax import input_pipeline
+  from alexnet_jax import model as model_lib
 
 FLAGS = flags.FLAGS
 

@@ -19,6 +19,8 @@ over a jitted fp32 4096^2 matmul. First steps count from the worker's launch; th
 a fresh compilation cache, and for 'train' a second worker of each, started after the first, gives
 the warm start.
 """
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -26,12 +28,17 @@ import statistics
 import tempfile
 import time
 
+import functools
+
 import numpy as np
 from absl import app, flags
+from etils import epy
 
 from alexnet_jax import cli
-from alexnet_jax import model as model_lib
 from alexnet_jax.tools import workers
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import model as model_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('network', 'alexnet', ['alexnet', 'cifar18pct', 'cifar_conv_local'],
@@ -55,9 +62,18 @@ flags.DEFINE_string('cache_dir', '', 'Internal: the JAX worker\'s compilation ca
 MODES = ('train', 'train_bf16', 'forward')
 MATMUL_N = 4096
 NUM_CLASSES = 1000
-CONVS = model_lib.CONVS['torchvision']  # the model's own layer table
-DENSE = ((CONVS[-1].features * model_lib.POOLED_SIZE**2, model_lib.HIDDEN),
-         (model_lib.HIDDEN, model_lib.HIDDEN), (model_lib.HIDDEN, NUM_CLASSES))
+
+
+def convs() -> tuple:
+  """torchvision AlexNet's conv layers: the model's own layer table."""
+  return model_lib.CONVS['torchvision']
+
+
+@functools.cache
+def dense() -> tuple:
+  """(fan in, fan out) of fc6, fc7, fc8."""
+  return ((convs()[-1].features * model_lib.POOLED_SIZE**2, model_lib.HIDDEN),
+          (model_lib.HIDDEN, model_lib.HIDDEN), (model_lib.HIDDEN, NUM_CLASSES))
 
 
 CIFAR_CONFIGS = {'cifar18pct': 'cifar10_18pct', 'cifar_conv_local': 'cifar10_conv_local'}
@@ -87,11 +103,11 @@ def _image_size() -> int:
 def train_flops_per_image(image_size: int) -> float:
   """2 x multiply-adds of forward, weight gradient and input gradient (none for the images)."""
   size, channels, flops = image_size, 3, 0.0
-  for i, layer in enumerate(CONVS):
+  for i, layer in enumerate(convs()):
     size = (size + 2 * layer.padding - layer.kernel) // layer.stride + 1
     flops += 2 * size**2 * layer.features * layer.kernel**2 * channels * (2 if i == 0 else 3)
     size, channels = ((size - 3) // 2 + 1 if layer.pool else size), layer.features
-  return flops + sum(2 * 3 * fan_in * fan_out for fan_in, fan_out in DENSE)
+  return flops + sum(2 * 3 * fan_in * fan_out for fan_in, fan_out in dense())
 
 
 def _synthetic(batch: int, image_size: int, num_classes: int = NUM_CLASSES) -> dict:
@@ -151,12 +167,12 @@ def jax_worker(batch: int, image_size: int, mode: str):
 def torch_alexnet(torch):
   """torchvision.models.alexnet's layout in plain torch.nn (torchvision is not installable here)."""
   nn, layers, channels = torch.nn, [], 3
-  for layer in CONVS:
+  for layer in convs():
     layers += [nn.Conv2d(channels, layer.features, layer.kernel, layer.stride, layer.padding),
                nn.ReLU(inplace=True)] + ([nn.MaxPool2d(3, 2)] if layer.pool else [])
     channels = layer.features
   layers += [nn.AdaptiveAvgPool2d((6, 6)), nn.Flatten()]
-  for i, (fan_in, fan_out) in enumerate(DENSE):
+  for i, (fan_in, fan_out) in enumerate(dense()):
     layers += [nn.Dropout(0.5)] if i < 2 else []
     layers += [nn.Linear(fan_in, fan_out)] + ([nn.ReLU(inplace=True)] if i < 2 else [])
   return nn.Sequential(*layers)

@@ -10,24 +10,26 @@ the input of a reduce-scatter, the operand of an all-to-all or permute) and the 
 algorithm sends per device, (n-1)/n of the payload (twice that for an all-reduce) over a group of
 n devices. Every device runs the same program: a step moves `devices` times the per-device bytes.
 """
+from __future__ import annotations
+
 import collections
 import json
 import os
 import re
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app
 from absl import flags
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
+from etils import epy
 from ml_collections import config_flags
 
-from alexnet_jax import model as model_lib
-from alexnet_jax import optim
-from alexnet_jax import parallel
-from alexnet_jax import train_step
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  import jax
+  import jax.numpy as jnp
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import optim
+  from alexnet_jax import parallel
+  from alexnet_jax import train_step
 
 FLAGS = flags.FLAGS
 
@@ -106,7 +108,7 @@ def _forward_flops(model, params, image_size: int) -> float:
 
 def _batch_shapes(data_config, mesh) -> dict:
   """What every source feeds: uint8 images, labels and PCA lighting offsets (input_pipeline.py)."""
-  on_batch = NamedSharding(mesh, P(parallel.BATCH_AXES))
+  on_batch = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(parallel.BATCH_AXES))
   batch, size = data_config.batch_size, data_config.image_size
 
   def shape(dims, dtype):

@@ -8,24 +8,32 @@ tools.export and --config.init_from. Any class count and FC width of torchvision
 which refuses pickles that would run code. Evaluation preprocessing is torchvision's: shorter
 side to 256, centre 224 crop, ImageNet mean and std.
 """
+from __future__ import annotations
+
 import os
 import pickle
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import functools
+
 import numpy as np
 from absl import flags
+from etils import epy
 
-from alexnet_jax import classes
 from alexnet_jax import cli
-from alexnet_jax import model as model_lib
-from alexnet_jax import paths
+
+with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
+  from alexnet_jax import classes
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import paths
 
 FLAGS = flags.FLAGS
 
 
-def _torch_convs() -> dict:
+@functools.cache
+def torch_convs() -> dict:
   """torchvision's conv module names -> (our name, kernel shape [out, in, k, k]), from model.CONVS."""
   convs, in_channels = {}, 3
   for i, (index, layer) in enumerate(zip((0, 3, 6, 8, 10), model_lib.CONVS['torchvision'])):
@@ -35,7 +43,6 @@ def _torch_convs() -> dict:
   return convs
 
 
-CONVS = _torch_convs()  # torchvision's module names -> ours, with the kernels' shapes
 DENSES = {'classifier.1': 'fc6', 'classifier.4': 'fc7', 'classifier.6': 'fc8'}
 POOLED = (256, 6, 6)  # conv5's channels and the adaptive pool's map: FC6's input, NCHW in torch
 
@@ -49,7 +56,7 @@ def _expected_shapes(state_dict) -> dict:
   width = tuple(np.shape(state_dict.get('classifier.1.weight', (0, 0))))[0]
   classes_ = tuple(np.shape(state_dict.get('classifier.6.weight', (0, 0))))[0]
   shapes = {}
-  for key, (_, shape) in CONVS.items():
+  for key, (_, shape) in torch_convs().items():
     shapes.update({f'{key}.weight': shape, f'{key}.bias': shape[:1]})
   for key, (out, fan_in) in zip(DENSES, ((width, int(np.prod(POOLED))), (width, width),
                                          (classes_, width))):
@@ -71,7 +78,7 @@ def convert(state_dict: dict) -> dict:
     raise ImportError_(f'unexpected key {extra[0]}: not torchvision\'s AlexNet layout.')
   get = lambda key: np.asarray(state_dict[key], np.float32)
   params = {name: {'kernel': get(f'{key}.weight').transpose(2, 3, 1, 0),  # OIHW -> HWIO
-                   'bias': get(f'{key}.bias')} for key, (name, _) in CONVS.items()}
+                   'bias': get(f'{key}.bias')} for key, (name, _) in torch_convs().items()}
   for key, name in DENSES.items():
     weight = get(f'{key}.weight')  # [out, in]
     if name == 'fc6':  # torch flattens (C, H, W), our NHWC trunk (H, W, C): permute the rows once

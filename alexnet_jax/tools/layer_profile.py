@@ -35,7 +35,7 @@ def layers(image_size: int, network: str = 'alexnet') -> list[dict]:
   if network != 'alexnet':
     return torch_nets.layers(network)
   out, size, channels = [], image_size, 3
-  for i, conv in enumerate(benchmark.CONVS):
+  for i, conv in enumerate(benchmark.convs()):
     out.append(dict(name=f'conv{i + 1}', kind='conv', hw=size, cin=channels, features=conv.features,
                     kernel=conv.kernel, stride=conv.stride, pad=conv.padding, input_grad=i > 0))
     size = (size + 2 * conv.padding - conv.kernel) // conv.stride + 1
@@ -43,7 +43,7 @@ def layers(image_size: int, network: str = 'alexnet') -> list[dict]:
     if conv.pool:
       out.append(dict(name=f'pool{i + 1}', kind='pool', hw=size, cin=channels, input_grad=True))
       size = (size - 3) // 2 + 1
-  for i, (fan_in, fan_out) in enumerate(benchmark.DENSE):
+  for i, (fan_in, fan_out) in enumerate(benchmark.dense()):
     out.append(dict(name=f'fc{i + 6}', kind='dense', cin=fan_in, features=fan_out, relu=i < 2,
                     input_grad=True))  # fc6's input gradient flows on into conv5
   return out

@@ -5,8 +5,10 @@ Flax parameters into them and checks the logits agree.
 torch is imported by the caller and passed in: this module stays importable without it.
 """
 import numpy as np
+from etils import epy
 
-from alexnet_jax import cifar_nets
+with epy.lazy_imports():  # JAX and Flax at the first use: --help of the tools answers first
+  from alexnet_jax import cifar_nets
 
 _LAYERS = {  # (name, kind, features or pool kind, ReLU after it), as CifarNet.__call__ runs them
     'cifar18pct': (('conv1', 'conv', 32, False), ('pool1', 'pool', 'max', True),
