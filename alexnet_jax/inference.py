@@ -120,10 +120,17 @@ class Classifier:
     # pylint: disable=g-import-not-at-top  # TF, lazily
     from alexnet_jax import data_sources
     from alexnet_jax import input_pipeline
+    from alexnet_jax import pil_images
     items = list(items)
     names = [item if isinstance(item, str) else f'array {i}' for i, item in enumerate(items)]
     top_k = min(top_k, self.model.num_classes)
-    for indices, images_BHWC, bad in input_pipeline.image_batches(
+    for item in items:
+      if not isinstance(item, str):
+        input_pipeline.check_image_array(item)
+    # A few images: PIL and numpy (no TensorFlow import); many: tf.data's parallel decoding.
+    reader = (pil_images.image_batches if len(items) <= PIL_MAX_IMAGES else
+              input_pipeline.image_batches)
+    for indices, images_BHWC, bad in reader(
         items, size=self.image_size, batch_size=self.batch_size,
         resize_ratio=data_sources.resize_ratio(self.config.data)):
       if bad and not skip_bad:
@@ -143,6 +150,9 @@ class Classifier:
   def predict(self, items, *, top_k: int = 5, skip_bad: bool = False) -> list[dict]:
     """iter_predict as a list (see there)."""
     return list(self.iter_predict(items, top_k=top_k, skip_bad=skip_bad))
+
+
+PIL_MAX_IMAGES = 16  # up to this many images, iter_predict reads them with pil_images
 
 
 def load(path: str, step=None, *, batch_size: int = 64) -> Classifier:

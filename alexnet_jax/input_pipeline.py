@@ -248,6 +248,15 @@ def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterato
   return _numpy_batches(dataset, f'{data_config.name} {data_config.eval_split}')
 
 
+def check_image_array(item) -> np.ndarray:
+  """The item as a uint8 [H, W, 3] array, or DataError."""
+  array = np.asarray(item)
+  if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+    raise DataError(f'an image array of {array.dtype} {array.shape}: give uint8 [height, width, '
+                    '3] pixels.')
+  return array
+
+
 def image_batches(items, *, size: int, batch_size: int,
                   resize_ratio: float = preprocess.RESIZE_RATIO) -> Iterator[tuple]:
   """Files or uint8 [H, W, 3] arrays, read as evaluation reads them (centre crop), in batches.
@@ -260,10 +269,7 @@ def image_batches(items, *, size: int, batch_size: int,
     if isinstance(item, str):
       values.append(item)
       continue
-    array = np.asarray(item)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
-      raise DataError(f'an image array of {array.dtype} {array.shape}: give uint8 [height, width, '
-                      '3] pixels.')
+    array = check_image_array(item)
     values.append(tf.io.encode_png(array).numpy())  # lossless: decoded as a PNG file would be
   if not values:
     return

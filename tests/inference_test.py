@@ -72,11 +72,18 @@ def test_predict_reads_files_and_arrays_as_evaluation_does(trained_run):
   clf = inference.load(workdir)
   paths = inference.find_images([photos])
   assert len(paths) == 40 and {p.rsplit('.', 1)[1] for p in paths} == {'jpg', 'png', 'bmp', 'gif'}
-  results = clf.predict(paths[:4], top_k=3)
-  # The eval pipeline's own crop of each file, through the model: the same probabilities.
+  # More than PIL_MAX_IMAGES files: tf.data reads them, the eval pipeline's own crop of each file,
+  # through the model: the same probabilities.
+  assert len(paths) > inference.PIL_MAX_IMAGES
+  results = clf.predict(paths, top_k=3)[:4]
   crops = np.stack([preprocess.eval_image(tf.io.read_file(p), size=64).numpy() for p in paths[:4]])
   probs = np.asarray(jax.nn.softmax(clf.logits(crops)))
-  for result, path, row in zip(results, paths[:4], probs):
+  # A few files: PIL reads them (pil_images), within its stated pixel tolerance of tf.data's.
+  few = clf.predict(paths[:4], top_k=3)
+  for result, path, row, pil in zip(results, paths[:4], probs, few):
+    assert [p['label'] for p in pil['predictions']] == [p['label'] for p in result['predictions']]
+    np.testing.assert_allclose([p['probability'] for p in pil['predictions']],
+                               [p['probability'] for p in result['predictions']], atol=1e-3)
     assert result['path'] == path
     labels = [p['label'] for p in result['predictions']]
     assert labels == list(np.argsort(-row, kind='stable')[:3])

@@ -1,9 +1,12 @@
 """Paths that never read images through tf.data run with TensorFlow, TFDS and Keras blocked;
 every tool's --help answers without importing JAX."""
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from alexnet_jax.tools import bench_startup
 from alexnet_jax.tools import workers
@@ -36,6 +39,11 @@ def test_synthetic_training_and_the_tools_of_a_run_never_import_tensorflow(tmp_p
   _run_blocked('alexnet_jax.tools.export', f'--workdir={workdir}',
                f'--output={tmp_path / "model.jax"}', '--platforms=cpu')
   assert (tmp_path / 'filters.png').stat().st_size and (tmp_path / 'model.jax').stat().st_size
+  # A few photos are read with PIL: predicting them never waits for TensorFlow.
+  photo = tmp_path / 'photo.jpg'
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8)).save(photo)
+  done = _run_blocked('alexnet_jax.tools.predict', f'--workdir={workdir}', '--json', str(photo))
+  assert json.loads(done.stdout.splitlines()[0])['path'] == str(photo)
 
 
 @pytest.mark.parametrize('tool', bench_startup.TOOLS)

@@ -4,7 +4,9 @@
   python -m alexnet_jax.tools.predict --workdir=... --json photos/ > predictions.jsonl
 
 Folders are walked for JPEG, PNG, BMP and GIF files. Images are read as evaluation reads them
-(shorter side to 256/224 of the crop, centre crop) and classified in batches on every device.
+(shorter side to 256/224 of the crop, centre crop) and classified in batches on every device: up
+to 16 images with PIL and numpy (alexnet_jax/pil_images.py; no TensorFlow import, pixels within a
+few levels of tf.data's for JPEGs), more through tf.data.
 --json: one object per image per line, {"path", "predictions": [{"label", "name",
 "probability"}, ...]} best first; the rate goes to stderr.
 """

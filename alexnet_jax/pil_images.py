@@ -1,0 +1,116 @@
+"""Evaluation's centre crop of a few images with PIL and numpy, so that predicting them never waits
+for TensorFlow's import (several seconds, against a fraction of one for the images themselves).
+
+The steps are preprocess.eval_image's: the same window in original pixels, JPEGs decoded inside it
+at the same DCT scale (1/2, 1/4, 1/8 while the window stays >= the crop) and resized bilinearly
+without antialiasing, other formats decoded whole and resized with TensorFlow's antialiasing
+triangle filter; float32 arithmetic, rounded as to_uint8 rounds. What differs is the JPEG
+decoder's inverse DCT (PIL's libjpeg uses its accurate integer one, TensorFlow the fast one):
+pixels within a few levels, tested in tests/pil_images_test.py beside the tf.data path.
+"""
+import io
+import math
+
+import numpy as np
+from PIL import Image
+
+from alexnet_jax import preprocess as constants  # its constants; TensorFlow stays unimported
+
+
+class UnreadableImage(ValueError):
+  """PIL cannot read the file as an image."""
+
+
+def _center_window(height: int, width: int, size: int, ratio: float):
+  """preprocess.center_window: (y, x, h, w) in original pixels, with its float32 arithmetic."""
+  side = min(height, width)
+  y0, x0 = (height - side) // 2, (width - side) // 2
+  crop = max(1, int(np.float32(side) * np.float32(size) / np.float32(
+      constants.resize_side(size, ratio))))
+  return y0 + (side - crop) // 2, x0 + (side - crop) // 2, crop, crop
+
+
+def _weights(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
+  """[out, in] float32 interpolation weights of tf.image.resize('bilinear', half-pixel centres):
+  a triangle kernel, widened by the downscale factor when antialias, normalised over the pixels
+  inside the image (which at the edges is bilinear's clamping)."""
+  scale = in_size / out_size
+  radius = max(scale, 1.0) if antialias else 1.0
+  centres = (np.arange(out_size, dtype=np.float64) + 0.5) * scale  # in input pixel units
+  taps = np.arange(in_size, dtype=np.float64) + 0.5
+  w = np.maximum(0.0, 1.0 - np.abs(taps[None, :] - centres[:, None]) / radius)
+  if not antialias:  # bilinear: the sample point clamped into [0.5, in - 0.5]
+    clamped = np.clip(centres, 0.5, in_size - 0.5)
+    w = np.maximum(0.0, 1.0 - np.abs(taps[None, :] - clamped[:, None]))
+  return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _resize(image_HWC: np.ndarray, size: int, antialias: bool) -> np.ndarray:
+  rows = _weights(image_HWC.shape[0], size, antialias)
+  cols = _weights(image_HWC.shape[1], size, antialias)
+  out = np.einsum('oh,hwc,pw->opc', rows, image_HWC.astype(np.float32), cols, dtype=np.float32)
+  return np.clip(np.floor(out + np.float32(0.5)), 0, 255).astype(np.uint8)
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+  """uint8 [H, W, 3] as tf.io.decode_image(channels=3) gives it: 16-bit samples scaled down, grey
+  replicated, alpha dropped, a palette looked up."""
+  if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):  # 16-bit grey: TF keeps the high byte
+    grey = (np.asarray(image, np.uint32) >> 8).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+  if image.mode == 'RGBA' and getattr(image, 'bits', 8) == 16:
+    image = image.convert('RGBA')
+  return np.asarray(image.convert('RGB'), np.uint8)
+
+
+def eval_image(data: bytes, *, size: int, resize_ratio: float = constants.RESIZE_RATIO):
+  """Encoded image -> uint8 [size, size, 3], as preprocess.eval_image; UnreadableImage if PIL
+  cannot decode it."""
+  try:
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    y, x, h, w = _center_window(height, width, size, resize_ratio)
+    if image.format == 'JPEG':
+      ratio = constants.DCT_RATIOS[sum(min(h, w) >= size * r for r in constants.DCT_RATIOS[1:])]
+      # PIL takes the largest scale whose image is at least this big: libjpeg's 1/ratio scale,
+      # ceil(width / ratio) x ceil(height / ratio), as TensorFlow's decode at `ratio`.
+      image.draft('RGB', (max(width // ratio, 1), max(height // ratio, 1)))
+      if image.size != (math.ceil(width / ratio), math.ceil(height / ratio)):
+        raise UnreadableImage(f'PIL decoded a {width}x{height} JPEG at {image.size}, not 1/{ratio}')
+      pixels = np.asarray(image.convert('RGB'), np.uint8)
+      pixels = pixels[y // ratio:y // ratio + max(h // ratio, 1),
+                      x // ratio:x // ratio + max(w // ratio, 1)]
+      if ratio == 1 and pixels.shape[:2] == (size, size):
+        return pixels
+      return _resize(pixels, size, antialias=False)
+    return _resize(_rgb(image)[y:y + h, x:x + w], size, antialias=True)
+  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    raise UnreadableImage(str(e)) from e
+
+
+def _array_image(array_HWC: np.ndarray, size: int, resize_ratio: float) -> np.ndarray:
+  """A uint8 [H, W, 3] array as input_pipeline.image_batches reads one (as a lossless PNG)."""
+  y, x, h, w = _center_window(array_HWC.shape[0], array_HWC.shape[1], size, resize_ratio)
+  return _resize(array_HWC[y:y + h, x:x + w], size, antialias=True)
+
+
+def image_batches(items, *, size: int, batch_size: int,
+                  resize_ratio: float = constants.RESIZE_RATIO):
+  """input_pipeline.image_batches for a few items, without TensorFlow: (indices, uint8 images,
+  unreadable indices) per batch, in input order. Arrays must be uint8 [H, W, 3] (checked by the
+  caller, as there)."""
+  for start in range(0, len(items), batch_size):
+    indices, images, bad = [], [], []
+    for index in range(start, min(start + batch_size, len(items))):
+      item = items[index]
+      try:
+        if isinstance(item, str):
+          with open(item, 'rb') as f:
+            images.append(eval_image(f.read(), size=size, resize_ratio=resize_ratio))
+        else:
+          images.append(_array_image(np.asarray(item), size, resize_ratio))
+        indices.append(index)
+      except (OSError, UnreadableImage):
+        bad.append(index)
+    yield (np.asarray(indices, np.int64),
+           np.stack(images) if images else np.zeros([0, size, size, 3], np.uint8), bad)
