@@ -50,3 +50,22 @@ def test_synthetic_training_and_the_tools_of_a_run_never_import_tensorflow(tmp_p
 def test_help_answers_without_importing_jax_or_tensorflow(tool):
   done = _run_blocked(tool, '--help', blocked='jax,jaxlib,flax,tensorflow,tensorflow_datasets,keras')
   assert 'flags:' in done.stdout, done.stdout[-2000:]
+
+
+def test_bench_startup_reads_import_times_from_importtime_lines():
+  # -X importtime prints children before parents, indented by 2 per level; a lazy import at run
+  # time shows as several outermost lines.
+  stderr = '\n'.join([
+      'import time: self [us] | cumulative | imported package',
+      'import time:       100 |        100 |     jaxlib.xla',
+      'import time:       300 |        400 |   jaxlib',
+      'import time:       200 |        900 | jax',
+      'import time:        50 |         50 |   alexnet_jax.model',
+      'import time:        20 |         70 | alexnet_jax.cli',
+      'import time:      1000 |       1000 |     keras.src',
+      'import time:      2000 |       3000 |   tensorflow.python',
+      'import time:        10 |       3010 | alexnet_jax.input_pipeline',
+      'import time:       500 |        500 | tensorflow._api.v2',
+      'import time:       250 |        250 | tensorflow_datasets'])
+  assert bench_startup.import_times(stderr) == pytest.approx(
+      {'jax': 0.0009, 'tensorflow': 0.00375, 'project': 0.00008})
