@@ -39,6 +39,8 @@ def test_synthetic_training_and_the_tools_of_a_run_never_import_tensorflow(tmp_p
   _run_blocked('alexnet_jax.tools.export', f'--workdir={workdir}',
                f'--output={tmp_path / "model.jax"}', '--platforms=cpu')
   assert (tmp_path / 'filters.png').stat().st_size and (tmp_path / 'model.jax').stat().st_size
+  _run_blocked('alexnet_jax.tools.comm_report', '--config=configs/default.py', '--devices=2',
+               '--config.mesh.data=2', *tiny_flags())
   # A few photos are read with PIL: predicting them never waits for TensorFlow.
   photo = tmp_path / 'photo.jpg'
   Image.fromarray(np.random.default_rng(0).integers(0, 256, (90, 120, 3), np.uint8)).save(photo)
