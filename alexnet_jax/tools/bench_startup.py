@@ -31,8 +31,12 @@ from absl import app, flags
 from alexnet_jax.tools import workers
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer('rounds', 3, 'Alternating rounds; the table gives medians.')
-flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+
+
+def define_flags() -> None:  # at start-up only: other tools define flags of the same names
+  flags.DEFINE_integer('rounds', 3, 'Alternating rounds; the table gives medians.')
+  flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+
 
 TOOLS = ('alexnet_jax.main', 'alexnet_jax.tools.predict', 'alexnet_jax.tools.evaluate',
          'alexnet_jax.tools.export', 'alexnet_jax.tools.filters', 'alexnet_jax.tools.neighbours',
@@ -196,4 +200,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
