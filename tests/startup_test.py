@@ -71,3 +71,17 @@ def test_bench_startup_reads_import_times_from_importtime_lines():
       'import time:       250 |        250 | tensorflow_datasets'])
   assert bench_startup.import_times(stderr) == pytest.approx(
       {'jax': 0.0009, 'tensorflow': 0.00375, 'project': 0.00008})
+
+
+def test_tensorflow_loads_at_first_use_without_keras_or_its_banner():
+  code = ("import sys\n"
+          "from alexnet_jax import input_pipeline\n"
+          "assert 'tensorflow' not in sys.modules\n"
+          "input_pipeline.tf.data.Dataset.range(3)\n"  # the first use imports it
+          "assert 'tensorflow' in sys.modules and 'keras' not in sys.modules\n"
+          "import keras\n"  # a user's own import still works afterwards
+          "print('ok')")
+  done = subprocess.run([sys.executable, '-c', code], cwd=workers.ROOT, capture_output=True,
+                        text=True, timeout=300)
+  assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr[-2000:]
+  assert 'oneDNN' not in done.stderr and 'cpu_feature_guard' not in done.stderr, done.stderr
