@@ -1,11 +1,14 @@
 """Regenerates docs/results.md: this project's small-scale reproduction of the paper's claims.
 
-  python launch/results.py [--root=runs/results] [--docs=docs]
+  python launch/results.py [--root=runs/results] [--docs=docs] [--cifar10_data=data/cifar10]
 
 Runs (or, where ROOT already has them, reuses) the Figure 1 and ablation runs, then writes the
 reports, the pictures and the page, printing each command. Figure 1: the learning-rate grid at
 seed 0, then the other seeds at each activation's best rate; each run stops (SIGTERM: a checkpoint,
 exit 0) once it reaches 25% training error. Ablations: configs/sweeps/ablations.py, 2 seeds.
+With --cifar10_data (CIFAR-10's photos, DATA/train/<class>/), first the paper's CIFAR-10
+experiments on them: launch/cifar10.py's figure1, difference, lrn and page (DOCS/cifar10.md, which
+results.md links), their runs under ROOT/cifar10, reused and resumed in the same way.
 """
 import argparse
 import datetime
@@ -178,7 +181,14 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--root', default='runs/results', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/results.md and DOCS/results/.')
+  parser.add_argument('--cifar10_data', default='',
+                      help='CIFAR-10 photos (DATA/train/<class>/): also run launch/cifar10.py.')
   args = parser.parse_args()
+  if args.cifar10_data:
+    shell([sys.executable, os.path.join(REPO, 'launch', 'cifar10.py'),
+           f'--data={os.path.abspath(args.cifar10_data)}',
+           f'--root={os.path.join(os.path.abspath(args.root), "cifar10")}',
+           f'--docs={os.path.abspath(args.docs)}', 'figure1', 'difference', 'lrn', 'page'])
   # The runs start in the repository: paths given from elsewhere must mean the same there.
   args.root, args.docs = os.path.abspath(args.root), os.path.abspath(args.docs)
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
