@@ -23,7 +23,7 @@ from alexnet_jax import tf_import
 tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 tfds = tf_import.lazy('tensorflow_datasets')
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 SPLIT_FOLDERS = {'train': ('train',), 'validation': ('val', 'validation'), 'test': ('test',)}
 CORRUPT_FILE = 'alexnet_jax_corrupt.json'  # written by tools/prepare beside a TFDS dataset
 IMAGENET_FILES = {'train': 'ILSVRC2012_img_train.tar', 'validation': 'ILSVRC2012_img_val.tar'}
@@ -160,7 +160,7 @@ def _without_corrupt(source: Source, corrupt: list[int], on_corrupt: str, where:
 
 
 def folder_source(root: str, split: str, data_config) -> Source:
-  """Images in class sub-folders (JPEG, PNG, BMP, GIF mixed); checked for corrupt files once, cached."""
+  """Images in class sub-folders (JPEG, PNG, BMP, GIF, WebP mixed); checked for corrupt files once, cached."""
   classes, files = _folder_split(root, split)
   paths = tf.constant([p for p, _ in files])
   labels = tf.constant([l for _, l in files], tf.int32)

@@ -25,7 +25,7 @@ from alexnet_jax import classes
 from alexnet_jax import model as model_lib
 from alexnet_jax import paths
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 _AXIS = 'batch'
 
 
@@ -34,7 +34,8 @@ class ImageError(ValueError):
 
 
 def find_images(paths: Sequence[str]) -> list[str]:
-  """Files as given, folders walked (sorted) for JPEG/PNG/BMP/GIF; a missing path is an error."""
+  """Files as given, folders walked (sorted) for JPEG/PNG/BMP/GIF/WebP; a missing path is an
+  error."""
   found = []
   for path in paths:
     if os.path.isdir(path):

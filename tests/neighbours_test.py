@@ -1,4 +1,6 @@
 """tools.neighbours: FC7 features on all devices, the streamed nearest-neighbour search, the PNG."""
+import os
+
 import numpy as np
 from PIL import Image
 
@@ -53,3 +55,9 @@ def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   orange = np.all(np.abs(image.astype(int) - (255, 127, 14)) < 8, axis=-1)  # a true-class bar
   assert orange.sum() > 50
   assert 'has no config.json' in error_line(no_config)
+
+
+def test_the_title_names_the_workdir_as_given():
+  said = neighbours.title('runs/cats_dogs', 120, 6, 1000)
+  assert said.startswith('runs/cats_dogs step 120: top-5 predictions and the 6 nearest of 1000')
+  assert os.getcwd() not in said

@@ -2,6 +2,7 @@
 JPEGs within 6 levels (mean under 1.5: PIL's accurate inverse DCT against TensorFlow's fast one),
 every other format within 1 level (float rounding); predictions agree within 1e-3."""
 import io
+import os
 
 import numpy as np
 import pytest
@@ -78,3 +79,15 @@ def test_a_few_files_predict_as_many_do(trained_run, tmp_path):
             [p['label'] for p in reference['predictions']]), path
     np.testing.assert_allclose([p['probability'] for p in alone['predictions']],
                                [p['probability'] for p in reference['predictions']], atol=1e-3)
+
+
+def test_folder_walks_find_webp(tmp_path):
+  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top
+  data = awkward_files()
+  for name, suffix, key in (('a', '.webp', 'webp'), ('b', '.jpg', 'jpeg'), ('c', '.txt', 'png')):
+    (tmp_path / 'train' / 'cat').mkdir(parents=True, exist_ok=True)
+    (tmp_path / 'train' / 'cat' / f'{name}{suffix}').write_bytes(data[key])
+  found = inference.find_images([str(tmp_path)])
+  assert [os.path.basename(p) for p in found] == ['a.webp', 'b.jpg']
+  _, files = data_sources._list_images(str(tmp_path / 'train'), str(tmp_path / 'train'))  # pylint: disable=protected-access
+  assert [os.path.basename(p) for p, _ in files] == ['a.webp', 'b.jpg']

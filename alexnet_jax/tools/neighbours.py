@@ -127,6 +127,12 @@ def search(features, queries_QF, batches, k: int, total: int):
   return (best_d, best_images, best_labels), seen, time.time() - start
 
 
+def title(workdir: str, step: int, neighbours: int, seen: int) -> str:
+  """The picture's title: the workdir as the user gave it (no machine's absolute path)."""
+  return (f'{workdir} step {step}: top-{TOP_K} predictions and the {neighbours} nearest of {seen} '
+          f'training images in {FEATURE_LAYER} feature space')
+
+
 def draw(queries, logits_QK, nearest, names, path: str, title: str, dpi: int = 100) -> None:
   """One row per query: the image, its top-5 bars (true class in orange), its nearest images."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -188,9 +194,7 @@ def main(argv):
   except (ValueError, FileNotFoundError) as e:  # data, checkpoint and config errors
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
-                       title=f'{paths.absolute(FLAGS.workdir)} step {clf.step}: top-{TOP_K} '
-                       f'predictions and the {FLAGS.neighbours} nearest of {seen} training images '
-                       f'in {FEATURE_LAYER} feature space', dpi=FLAGS.dpi)
+       title=title(FLAGS.workdir, clf.step, FLAGS.neighbours, seen), dpi=FLAGS.dpi)
   print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
         f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on {jax.local_device_count()} '
         f'device(s).')

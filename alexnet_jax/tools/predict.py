@@ -3,7 +3,7 @@
   python -m alexnet_jax.tools.predict --workdir=runs/cats_dogs photo.jpg more_photos/ [--top_k=2]
   python -m alexnet_jax.tools.predict --workdir=... --json photos/ > predictions.jsonl
 
-Folders are walked for JPEG, PNG, BMP and GIF files. Images are read as evaluation reads them
+Folders are walked for JPEG, PNG, BMP, GIF and WebP files. Images are read as evaluation reads them
 (shorter side to 256/224 of the crop, centre crop) and classified in batches on every device: up
 to 16 images with PIL and numpy (alexnet_jax/pil_images.py; no TensorFlow import, pixels within a
 few levels of tf.data's for JPEGs), more through tf.data.
@@ -61,7 +61,7 @@ def main(argv):
   try:
     paths = inference.find_images(argv[1:])
     if not paths:
-      cli.fail(f'no JPEG, PNG, BMP or GIF files in {argv[1:]}.')
+      cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]}.')
     clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size)
     start, done = time.time(), 0
     for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
