@@ -44,7 +44,9 @@ def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   workdir, _ = trained_run
   output = str(tmp_path / 'nn.png')
   result, no_config = run_modules(
-      ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3', f'--output={output}'),
+      # A run evaluated with 10 crops: the neighbours still read centre crops (4-D batches).
+      ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3', f'--output={output}',
+       '--config.data.eval_crops=10'),
       ('alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={tmp_path / "x.png"}'))
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'wrote' in result.stdout and '3 queries; features of 36 training images' in result.stdout

@@ -87,6 +87,7 @@ def _batches(data_config, split: str, config, limit: int = 0):
   compile); mask is False on padding and past the first `limit` images (0: all)."""
   data_config = data_config.copy_and_resolve_references()
   data_config.eval_split = split
+  data_config.eval_crops = 1  # the centre crop, whatever the run evaluated with
   done = 0
   for batch in input_pipeline.create_eval_iterator(data_config, seed=config.seed,
                                                    num_classes=config.model.num_classes):
@@ -110,15 +111,20 @@ def search(features, queries_QF, batches, k: int, total: int):
     if best_images is None:
       best_images = np.zeros((len(queries_QF), 0) + images.shape[1:], images.dtype)
       best_labels = np.zeros((len(queries_QF), 0), labels.dtype)
+    # Sort the distances, then gather only the k chosen images per query (not Q copies of the
+    # batch): from the kept ones (index < kept) or from this batch.
+    kept = best_d.shape[1]
     all_d = np.concatenate([best_d, d_QB], axis=1)
     order = np.argsort(all_d, axis=1, kind='stable')[:, :k]
-    pool_images = np.concatenate([best_images, np.broadcast_to(images, (len(queries_QF),) +
-                                                               images.shape)], axis=1)
-    pool_labels = np.concatenate([best_labels, np.broadcast_to(labels, (len(queries_QF),) +
-                                                               labels.shape)], axis=1)
+    new = order >= kept
+    from_batch = np.where(new, order - kept, 0)
+    from_kept = np.where(new, 0, order)
     rows = np.arange(len(queries_QF))[:, None]
-    best_d, best_images, best_labels = all_d[rows, order], pool_images[rows, order], \
-        pool_labels[rows, order]
+    pick = lambda kept_values, batch_values: np.where(
+        new.reshape(new.shape + (1,) * (batch_values.ndim - 1)), batch_values[from_batch],
+        kept_values[rows, from_kept] if kept else batch_values[from_batch])
+    best_d = all_d[rows, order]
+    best_images, best_labels = pick(best_images, images), pick(best_labels, labels)
     seen += len(images)
     rate = seen / max(time.time() - start, 1e-9)
     print(f'\rfeatures: {seen}/{total} training images, {rate:.0f} images/s, ETA '
