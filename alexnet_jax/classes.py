@@ -38,13 +38,22 @@ def write(workdir: str, ids) -> None:
                            json.dumps({'names': readable(ids), 'ids': ids}, indent=0).encode())
 
 
+class ClassesError(ValueError):
+  """A run's class_names.json that cannot be used; the message names the file and the fix."""
+
+
 def read(workdir: str, num_classes: int) -> tuple[list[str], list[str]]:
   """(names, ids) saved with a run; numbered names where the run saved none (older runs)."""
   path = os.path.join(workdir, FILE)
   if not paths.exists(path):
     return numbered(num_classes), numbered(num_classes)
-  saved = json.loads(paths.read_bytes(path))
-  if len(saved['names']) != num_classes:
-    raise ValueError(f'{path} names {len(saved["names"])} classes but the model has '
+  try:
+    saved = json.loads(paths.read_bytes(path))
+    names, ids = saved['names'], saved['ids']
+  except (ValueError, KeyError, TypeError) as e:
+    raise ClassesError(f'{path} is damaged ({type(e).__name__}); delete it (classes are then '
+                       'numbered) or restore the run\'s own file.') from e
+  if len(names) != num_classes:
+    raise ClassesError(f'{path} names {len(saved["names"])} classes but the model has '
                      f'{num_classes}; delete it or restore the run\'s own file.')
-  return saved['names'], saved['ids']
+  return names, ids

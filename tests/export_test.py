@@ -1,6 +1,7 @@
 """tools.export: a jax.export file that serves the checkpoint's logits without this project."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,10 +50,22 @@ def test_exported_file_serves_the_checkpoints_logits_in_a_bare_python(trained_ru
 def test_an_existing_output_is_kept(trained_run, tmp_path):
   output = tmp_path / 'model.bin'
   output.write_bytes(b'keep me')
-  exists, no_workdir = run_modules(
+  damaged = tmp_path / 'damaged_run'  # the run with a torn class_names.json
+  shutil.copytree(trained_run[0], damaged)
+  (damaged / 'class_names.json').write_text('{"names": ["a", ')
+  (tmp_path / 'a_file').write_text('')
+  exists, no_workdir, no_folder, torn, torn_predict = run_modules(
       ('alexnet_jax.tools.export', f'--workdir={trained_run[0]}', f'--output={output}'),
-      ('alexnet_jax.tools.export', f'--workdir={tmp_path / "none"}', f'--output={tmp_path / "x"}'))
+      ('alexnet_jax.tools.export', f'--workdir={tmp_path / "none"}', f'--output={tmp_path / "x"}'),
+      ('alexnet_jax.tools.export', f'--workdir={trained_run[0]}', '--platforms=cpu',
+       f'--output={tmp_path / "a_file" / "model.bin"}'),
+      ('alexnet_jax.tools.export', f'--workdir={damaged}', f'--output={tmp_path / "y"}'),
+      ('alexnet_jax.tools.predict', f'--workdir={damaged}', str(output)))
   assert 'exists' in error_line(exists)
   assert output.read_bytes() == b'keep me'
   assert 'no such workdir' in error_line(no_workdir)
   assert not (tmp_path / 'x').exists()
+  assert 'cannot write' in error_line(no_folder) and 'a_file' in error_line(no_folder)
+  for result in (torn, torn_predict):
+    assert 'class_names.json is damaged' in error_line(result)
+  assert not (tmp_path / 'y').exists() and not (tmp_path / 'y.tmp').exists()

@@ -31,6 +31,7 @@ with epy.lazy_imports():  # loaded at their first use: --help answers before JAX
   import jax
   import jax.numpy as jnp
   from alexnet_jax import checkpoint
+  from alexnet_jax import classes
   from alexnet_jax import inference
   from alexnet_jax import model as model_lib
 
@@ -57,16 +58,25 @@ def main(argv):
     cli.fail(f'--output={FLAGS.output} exists: give another file, or pass --overwrite.')
   try:
     clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step))
-  except checkpoint.CheckpointError as e:
+  except (checkpoint.CheckpointError, classes.ClassesError) as e:
     cli.fail(str(e))
   exported = export(clf, tuple(FLAGS.platforms))
   data = exported.serialize()
-  with open(FLAGS.output + '.tmp', 'wb') as f:
-    f.write(data)
-  os.replace(FLAGS.output + '.tmp', FLAGS.output)
-  with open(FLAGS.output + '.classes.json', 'w') as f:
-    json.dump({'names': clf.class_names, 'ids': clf.class_ids, 'image_size': clf.image_size,
-               'step': clf.step}, f)
+  classes_json = json.dumps({'names': clf.class_names, 'ids': clf.class_ids,
+                             'image_size': clf.image_size, 'step': clf.step})
+  try:  # each file whole or not at all; a failed write leaves no OUTPUT.tmp behind
+    for path, content in ((FLAGS.output, data), (FLAGS.output + '.classes.json',
+                                                 classes_json.encode())):
+      try:
+        with open(path + '.tmp', 'wb') as f:
+          f.write(content)
+        os.replace(path + '.tmp', path)
+      finally:
+        if os.path.exists(path + '.tmp'):
+          os.remove(path + '.tmp')
+  except OSError as e:
+    cli.fail(f'cannot write {e.filename or FLAGS.output}: {e.strerror or e}; give an --output in '
+             'a writable folder with space.')
   print(f'{FLAGS.workdir} step {clf.step} -> {FLAGS.output} ({len(data) / 2**20:.1f} MiB; '
         f'input uint8 [b, {clf.image_size}, {clf.image_size}, 3], platforms '
         f'{",".join(exported.platforms)})', file=sys.stderr)

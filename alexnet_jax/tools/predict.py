@@ -26,6 +26,7 @@ from alexnet_jax import cli
 
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
   from alexnet_jax import checkpoint
+  from alexnet_jax import classes
   from alexnet_jax import inference
   from alexnet_jax import input_pipeline
 
@@ -71,7 +72,8 @@ def main(argv):
       done += 1
       print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
             flush=True)
-  except (inference.ImageError, checkpoint.CheckpointError, input_pipeline.DataError) as e:
+  except (inference.ImageError, checkpoint.CheckpointError, input_pipeline.DataError,
+          classes.ClassesError) as e:
     cli.fail(str(e).splitlines()[0])
   elapsed = time.time() - start
   print(f'{done} images in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} images/s), '
