@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
@@ -90,7 +91,9 @@ class Classifier:
 
     def forward(params, images_BHWC):
       self.compiles += 1
-      return self.model.apply({'params': params}, model_lib.standardize(images_BHWC), train=False)
+      if images_BHWC.dtype == jnp.uint8:  # pixels: standardised as in training
+        images_BHWC = model_lib.standardize(images_BHWC)
+      return self.model.apply({'params': params}, images_BHWC, train=False)
     self._forward = jax.jit(forward, out_shardings=self._batch_sharding)
 
   def logits(self, images_BHWC) -> np.ndarray:
@@ -98,7 +101,22 @@ class Classifier:
     images_BHWC = np.asarray(images_BHWC)
     if images_BHWC.ndim != 4 or images_BHWC.shape[-1] != 3 or images_BHWC.dtype != np.uint8:
       raise ImageError(f'images of {images_BHWC.dtype} {images_BHWC.shape}: expected uint8 '
-                       '[batch, height, width, 3] pixels.')
+                       '[batch, height, width, 3] pixels (standardised floats: '
+                       'logits_standardized).')
+    return self._batched_logits(images_BHWC)
+
+  def logits_standardized(self, images_BHWC) -> np.ndarray:
+    """Logits [B, K] of float32 images [B, S, S, 3] already standardised, as torchvision's
+    ToTensor and Normalize(ImageNet mean, std) give them (channels last: from a torch batch
+    [B, 3, S, S], x.permute(0, 2, 3, 1).numpy()). The run's own preprocessing is the uint8 entry,
+    logits; this one takes another pipeline's output as it is."""
+    images_BHWC = np.asarray(images_BHWC)
+    if images_BHWC.ndim != 4 or images_BHWC.shape[-1] != 3 or images_BHWC.dtype != np.float32:
+      raise ImageError(f'images of {images_BHWC.dtype} {images_BHWC.shape}: expected float32 '
+                       '[batch, height, width, 3], standardised (uint8 pixels: logits).')
+    return self._batched_logits(images_BHWC)
+
+  def _batched_logits(self, images_BHWC) -> np.ndarray:
     count, out = images_BHWC.shape[0], []
     for start in range(0, count, self.batch_size):
       chunk = images_BHWC[start:start + self.batch_size]

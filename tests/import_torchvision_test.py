@@ -24,6 +24,11 @@ def test_logits_equal_pytorchs_on_the_same_standardised_input(imported_torchvisi
     expected = net(torch.from_numpy(standardised.transpose(0, 3, 1, 2))).numpy()
   got = clf.logits(images_BHWC)
   assert np.max(np.abs(got - expected)) / np.max(np.abs(expected)) < 1e-4
+  # Another pipeline's standardised floats (a torch batch, channels moved last) are taken as is.
+  floats = clf.logits_standardized(np.ascontiguousarray(standardised))
+  assert np.max(np.abs(floats - expected)) / np.max(np.abs(expected)) < 1e-4
+  with pytest.raises(inference.ImageError, match='logits_standardized'):
+    clf.logits(standardised)
 
 
 def test_imagenet_weights_get_imagenet_names_and_a_resumable_workdir(tmp_path):
