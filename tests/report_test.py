@@ -111,6 +111,8 @@ def test_runs_are_found_at_any_depth_and_metrics_read_while_being_written(tmp_pa
   found = runs.find([str(tmp_path / 'a')])
   assert [r.path for r in found] == [str(tmp_path / 'a' / f'seed{s}' / 'baseline') for s in (0, 1)]
   assert [len(g.runs) for g in runs.group(found)] == [2]
+  # The torn last line is dropped: seed 1 holds its one whole row, step 10.
+  assert [row['step'] for row in found[1].train] == [10] and found[1].last_step == 10
   assert runs.without_seed('model.lrn=False,seed=3') == 'model.lrn=False'
 
 
