@@ -17,8 +17,17 @@ sweep_runner = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sweep_runner)
 
 
-def test_there_are_sweeps():
-  assert any(path.endswith('ablations.py') for path in SWEEPS)
+def test_the_ablation_sweep_is_a_baseline_and_one_paper_change_per_point():
+  path = os.path.join(REPO, 'configs', 'sweeps', 'ablations.py')
+  sweep = sweep_runner.load_sweep(path)
+  assert sweep[0] == {} and all(len(point) == 1 for point in sweep[1:])
+  changed = {key: value for point in sweep[1:] for key, value in point.items()}
+  config = default.get_config()
+  for key, value in changed.items():  # each point moves its knob away from the baseline
+    assert config[key.removeprefix('config.')] != value, key
+  assert set(changed) >= {'config.model.lrn', 'config.model.overlap_pool', 'config.model.groups',
+                          'config.model.dropout_rate', 'config.model.activation',
+                          'config.data.pca_lighting_std'}
 
 
 @pytest.mark.parametrize('path', SWEEPS, ids=os.path.basename)
