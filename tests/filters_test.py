@@ -42,11 +42,14 @@ def test_two_groups_are_two_blocks_of_their_own_kernels():
 def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_path):
   workdir, _ = trained_run
   output = str(tmp_path / 'filters.png')
-  result, step_5, jpeg = run_modules(
+  (tmp_path / 'a_file').write_text('')
+  result, step_5, jpeg, unwritable = run_modules(
       ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=6', f'--output={output}'),
       ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=5',
        f'--output={tmp_path / "step_5.png"}'),  # not `output`: that one is being written
-      ('alexnet_jax.tools.filters', f'--workdir={workdir}', f'--output={tmp_path / "f.jpg"}'))
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', f'--output={tmp_path / "f.jpg"}'),
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}',
+       f'--output={tmp_path / "a_file" / "f.png"}'))  # a folder that is a file
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'wrote' in result.stdout and '96 kernels, step 6, 2 group(s)' in result.stdout
   image = np.asarray(Image.open(output).convert('RGB'))
@@ -64,3 +67,4 @@ def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_pat
   np.testing.assert_array_equal(logged[6], pictures.filter_grid(params['conv1']['kernel'], 2))
   assert 'no checkpoint of step 5' in error_line(step_5)
   assert 'give a .png file name' in error_line(jpeg)
+  assert 'cannot write' in error_line(unwritable)

@@ -43,11 +43,14 @@ def test_features_are_fc7_after_relu_on_all_devices(trained_run):
 def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   workdir, _ = trained_run
   output = str(tmp_path / 'nn.png')
-  result, no_config = run_modules(
+  (tmp_path / 'a_file').write_text('')
+  result, no_config, unwritable = run_modules(
       # A run evaluated with 10 crops: the neighbours still read centre crops (4-D batches).
       ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=3', f'--output={output}',
        '--config.data.eval_crops=10'),
-      ('alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={tmp_path / "x.png"}'))
+      ('alexnet_jax.tools.neighbours', f'--workdir={tmp_path}', f'--output={tmp_path / "x.png"}'),
+      ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=1', '--max_train=8',
+       f'--output={tmp_path / "a_file" / "x.png"}'))  # a folder that is a file
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'wrote' in result.stdout and '3 queries; features of 36 training images' in result.stdout
   assert 'features: 36/36 training images' in result.stderr
@@ -57,6 +60,7 @@ def test_neighbours_png_shows_every_query(trained_run, tmp_path):
   orange = np.all(np.abs(image.astype(int) - (255, 127, 14)) < 8, axis=-1)  # a true-class bar
   assert orange.sum() > 50
   assert 'has no config.json' in error_line(no_config)
+  assert 'cannot write' in error_line(unwritable)
 
 
 def test_the_title_names_the_workdir_as_given():

@@ -22,7 +22,6 @@ from alexnet_jax import cli
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
   from alexnet_jax import checkpoint
   from alexnet_jax import model as model_lib
-  from alexnet_jax import paths
   from alexnet_jax import pictures
 
 FLAGS = flags.FLAGS
@@ -76,7 +75,11 @@ def main(argv):
     groups = 1  # conv1 is not split when its kernel count is odd
   size = f'{kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}'
   title = f'conv1: {kernel.shape[-1]} kernels of {size}, step {step}'
-  draw(kernel, groups, FLAGS.output, f'{title}\n{paths.absolute(FLAGS.workdir)}')
+  try:  # the workdir as the user gave it: no machine's absolute path in the picture
+    draw(kernel, groups, FLAGS.output, f'{title}\n{FLAGS.workdir}')
+  except OSError as e:
+    cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; give an --output in a writable '
+             'folder.')
   print(f'wrote {FLAGS.output}: {kernel.shape[-1]} kernels, step {step}, {groups} group(s)')
 
 

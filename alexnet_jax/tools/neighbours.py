@@ -199,8 +199,12 @@ def main(argv):
         data, data.train_split, config, FLAGS.max_train), FLAGS.neighbours, total)
   except (ValueError, FileNotFoundError) as e:  # data, checkpoint and config errors
     cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-  draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
-       title=title(FLAGS.workdir, clf.step, FLAGS.neighbours, seen), dpi=FLAGS.dpi)
+  try:
+    draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
+         title=title(FLAGS.workdir, clf.step, FLAGS.neighbours, seen), dpi=FLAGS.dpi)
+  except OSError as e:
+    cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; give an --output in a writable '
+             'folder.')
   print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
         f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on {jax.local_device_count()} '
         f'device(s).')
