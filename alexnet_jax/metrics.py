@@ -89,39 +89,42 @@ class EventsFile:
 
   def __init__(self, folder: str):
     # pylint: disable=g-import-not-at-top
-    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
+    import tensorboard.compat.proto.event_pb2
+    import tensorboard.compat.proto.summary_pb2
+    import tensorboard.compat.proto.tensor_pb2
+    import tensorboard.compat.proto.tensor_shape_pb2
+    import tensorboard.compat.proto.types_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
-    self._pb = event_pb2, summary_pb2, tensor_pb2, types_pb2
+    self._pb = tensorboard.compat.proto  # imported at the first writer, not with this module
     name = f'events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.0.v2'
     self._records = RecordWriter(open(os.path.join(folder, name), 'wb'))  # pylint: disable=consider-using-with
-    self._write(event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
+    self._write(self._pb.event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
 
   def _write(self, event) -> None:
     self._records.write(event.SerializeToString())
 
   def _summary(self, step: int, tag: str, plugin: str, tensor) -> None:
-    event_pb2, summary_pb2, _, _ = self._pb
-    metadata = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin))
-    self._write(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(
-        value=[summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=tensor)])))
+    summary = self._pb.summary_pb2
+    metadata = summary.SummaryMetadata(
+        plugin_data=summary.SummaryMetadata.PluginData(plugin_name=plugin))
+    self._write(self._pb.event_pb2.Event(wall_time=time.time(), step=int(step),
+                                         summary=summary.Summary(value=[summary.Summary.Value(
+                                             tag=tag, metadata=metadata, tensor=tensor)])))
 
   def scalar(self, step: int, tag: str, value: float) -> None:
-    _, _, tensor_pb2, types_pb2 = self._pb
-    self._summary(step, tag, 'scalars',
-                  tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[float(value)]))
+    self._summary(step, tag, 'scalars', self._pb.tensor_pb2.TensorProto(
+        dtype=self._pb.types_pb2.DT_FLOAT, float_val=[float(value)]))
 
   def image(self, step: int, tag: str, image_HWC) -> None:
     """A uint8 [H, W, C] image: a string tensor [width, height, PNG] as tf.summary.image's."""
     from PIL import Image  # pylint: disable=g-import-not-at-top
-    _, _, tensor_pb2, types_pb2 = self._pb
-    from tensorboard.compat.proto import tensor_shape_pb2  # pylint: disable=g-import-not-at-top
     image_HWC = np.asarray(image_HWC, np.uint8)
     png = io.BytesIO()
     Image.fromarray(image_HWC[..., 0] if image_HWC.shape[-1] == 1 else image_HWC).save(png, 'PNG')
-    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)])
-    self._summary(step, tag, 'images', tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_STRING, tensor_shape=shape,
+    shape_pb2 = self._pb.tensor_shape_pb2
+    shape = shape_pb2.TensorShapeProto(dim=[shape_pb2.TensorShapeProto.Dim(size=3)])
+    self._summary(step, tag, 'images', self._pb.tensor_pb2.TensorProto(
+        dtype=self._pb.types_pb2.DT_STRING, tensor_shape=shape,
         string_val=[str(image_HWC.shape[1]).encode(), str(image_HWC.shape[0]).encode(),
                     png.getvalue()]))
 

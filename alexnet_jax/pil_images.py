@@ -35,13 +35,13 @@ def _weights(in_size: int, out_size: int, antialias: bool) -> np.ndarray:
   a triangle kernel, widened by the downscale factor when antialias, normalised over the pixels
   inside the image (which at the edges is bilinear's clamping)."""
   scale = in_size / out_size
-  radius = max(scale, 1.0) if antialias else 1.0
   centres = (np.arange(out_size, dtype=np.float64) + 0.5) * scale  # in input pixel units
+  if antialias:
+    radius = max(scale, 1.0)
+  else:  # bilinear: radius 1, the sample point clamped into [0.5, in - 0.5]
+    radius, centres = 1.0, np.clip(centres, 0.5, in_size - 0.5)
   taps = np.arange(in_size, dtype=np.float64) + 0.5
   w = np.maximum(0.0, 1.0 - np.abs(taps[None, :] - centres[:, None]) / radius)
-  if not antialias:  # bilinear: the sample point clamped into [0.5, in - 0.5]
-    clamped = np.clip(centres, 0.5, in_size - 0.5)
-    w = np.maximum(0.0, 1.0 - np.abs(taps[None, :] - clamped[:, None]))
   return (w / w.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -58,8 +58,6 @@ def _rgb(image: Image.Image) -> np.ndarray:
   if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):  # 16-bit grey: TF keeps the high byte
     grey = (np.asarray(image, np.uint32) >> 8).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=-1)
-  if image.mode == 'RGBA' and getattr(image, 'bits', 8) == 16:
-    image = image.convert('RGBA')
   return np.asarray(image.convert('RGB'), np.uint8)
 
 

@@ -43,13 +43,18 @@ def test_the_step_and_the_benchmark_import_without_tensorflow():
   assert 'import of tensorflow halted; None in sys.modules' in done.stderr, done.stderr[-2000:]
 
 
-def test_benchmark_writes_every_figure_of_every_row(tmp_path):
+def _benchmark(tmp_path, *args) -> dict:
+  """tools.benchmark with args, one round of one step, no warm-up: its JSON."""
   pytest.importorskip('torch')
   path = tmp_path / 'bench.json'
-  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', '--batch=2',
-                  '--forward_batch=4', '--image_size=64', '--steps=1', '--rounds=1', '--warmup=0',
-                  f'--json={path}'], check=True, timeout=900, cwd=workers.ROOT)
-  result = json.loads(path.read_text())
+  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', *args, '--steps=1',
+                  '--rounds=1', '--warmup=0', f'--json={path}'], check=True, timeout=900,
+                 cwd=workers.ROOT)
+  return json.loads(path.read_text())
+
+
+def test_benchmark_writes_every_figure_of_every_row(tmp_path):
+  result = _benchmark(tmp_path, '--batch=2', '--forward_batch=4', '--image_size=64')
   assert result['rows']['train']['matmul_gflops'] > 0 and len(result['load_average']) == 3
   assert list(result['rows']) == ['train', 'train_bf16', 'forward']
   assert [row['batch'] for row in result['rows'].values()] == [2, 2, 4]
@@ -98,12 +103,7 @@ def test_a_worker_that_hangs_on_exit_is_killed_after_its_last_reply(tmp_path, mo
 
 
 def test_benchmark_runs_a_cifar_network_beside_its_torch_twin(tmp_path):
-  pytest.importorskip('torch')
-  path = tmp_path / 'bench.json'
-  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', '--network=cifar18pct',
-                  '--batch=4', '--modes=train', '--steps=1', '--rounds=1', '--warmup=0',
-                  f'--json={path}'], check=True, timeout=900, cwd=workers.ROOT)
-  result = json.loads(path.read_text())
+  result = _benchmark(tmp_path, '--network=cifar18pct', '--batch=4', '--modes=train')
   row = result['rows']['train']
   assert result['network'] == 'cifar18pct' and result['image_size'] == 32 and row['batch'] == 4
   # The same network on both sides: cuda-convnet's 18pct file has 89,578 parameters.
