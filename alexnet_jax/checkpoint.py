@@ -151,8 +151,16 @@ class Checkpoints:
     value = lambda config, a, k: config[a].get(k, 'all' if k == 'trainable' else None)
     diffs = [f'{a}.{k}={value(saved, a, k)!r} there, {value(here, a, k)!r} here' for a, k in keys
              if value(saved, a, k) != value(here, a, k)]
+    saved_ema, ema = 'ema_params' in metadata, getattr(state, 'ema_params', None) is not None
+    if saved_ema != ema:
+      diffs.append(f'optimizer.ema_decay: {"a" if saved_ema else "no"} moving average of the '
+                   f'parameters there, {"one" if ema else "none"} here')
+    elif (sorted(_shapes(metadata['opt_state']).values())
+          != sorted(_shapes(state.opt_state).values())):
+      diffs.append('optimizer: another optimizer state there (optimizer.schedule=\'plateau\' '
+                   'keeps one of its own)')
     shapes = _shapes(metadata['params']), _shapes(state.params)
-    if shapes[0] == shapes[1] and not any(d.startswith('optimizer.') for d in diffs):
+    if shapes[0] == shapes[1] and not any(d.startswith('optimizer') for d in diffs):
       return  # other shape-neutral keys (lrn, dropout, ...) may change on resume
     diffs = diffs or ['the parameter shapes differ']
     raise CheckpointError(
@@ -226,25 +234,33 @@ def _steps_of(path: str, what: str = 'init_from'):
   return folder, steps
 
 
-def _read_params(manager, step: int):
-  """A step's parameters as host arrays, checked against their saved checksum, and its meta."""
-  tree = manager.item_metadata(step)[STATE]['params']
+def _read_params(manager, step: int, name: str = 'params'):
+  """A step's parameters (name='ema_params': their moving average) as host arrays, checked against
+  their saved checksum, and its meta."""
+  saved = manager.item_metadata(step)[STATE]
+  if name not in saved:
+    raise CheckpointError(f'step {step} has no moving average of the parameters (trained with '
+                          'optimizer.ema_decay=0): leave out --ema, or train with '
+                          '--config.optimizer.ema_decay=0.999.')
+  tree = saved[name]
   host = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
   restored = _restore_items(manager, step, ocp.args.PyTreeRestore(
-      item={'params': tree}, restore_args={'params': host}, partial_restore=True))
-  params = restored[STATE]['params']
-  if checksums.of_params(params) != restored[META]['checksums']['params']:
+      item={name: tree}, restore_args={name: host}, partial_restore=True))
+  params = restored[STATE][name]
+  if checksums.of_params(params, name) != restored[META]['checksums'][name]:
     raise OSError('the parameters do not match their saved checksum')
   return params, restored[META]
 
 
-def _newest_readable(folder: str, steps, what: str):
+def _newest_readable(folder: str, steps, what: str, name: str = 'params'):
   """(params, meta, step) of the first readable step of `steps`; damaged ones are skipped."""
   manager = _manager(folder, read_only=True)
   try:
     for step in steps:
       try:
-        return (*_read_params(manager, step), step)
+        return (*_read_params(manager, step, name), step)
+      except CheckpointError:
+        raise
       except Exception as e:  # pylint: disable=broad-except  # a damaged step: take the one before
         logging.warning('%s: checkpoint %s/%d is unreadable (%s).', what, folder, step,
                         _first_line(e))
@@ -253,11 +269,12 @@ def _newest_readable(folder: str, steps, what: str):
   raise CheckpointError(f'{what}: no readable checkpoint in {folder} (see the warnings).')
 
 
-def load_params(path: str, step=None):
+def load_params(path: str, step=None, *, ema: bool = False):
   """(params as numpy arrays, the step, the run's config as a dict) of a trained run.
 
   path: a workdir or a step folder; step: None (the newest readable), an int, or 'best' (by eval
-  top-1). Reads the parameters only: no optimizer state, no data, any device count.
+  top-1); ema: the moving average of the parameters (optimizer.ema_decay) instead. Reads the
+  parameters only: no optimizer state, no data, any device count.
   """
   folder, steps = _steps_of(path, what='workdir')
   if step == 'best':
@@ -273,7 +290,8 @@ def load_params(path: str, step=None):
       raise CheckpointError(f'{path} has no checkpoint of step {step}; it has steps '
                             f'{sorted(steps)}.')
     steps = [int(step)]
-  params, meta, found = _newest_readable(folder, steps, what=f'workdir={path}')
+  params, meta, found = _newest_readable(folder, steps, what=f'workdir={path}',
+                                         name='ema_params' if ema else 'params')
   return params, found, meta['config']
 
 
@@ -304,3 +322,32 @@ def init_from(path: str, state):
   logging.info('init_from %s/%d: loaded %s; re-initialised %s.', folder, step, ', '.join(loaded),
                ', '.join(fresh) or 'nothing')
   return state.replace(params=params)
+
+
+def write_params_workdir(params: dict, workdir: str, config, class_ids, step: int = 0) -> None:
+  """A workdir holding `params` (host arrays) as checkpoint `step`, with a fresh optimizer state,
+  config.json and class_names.json: what every tool reads, and what init_from and a resume take.
+
+  config's optimizer.ema_decay is set to 0: the workdir holds no moving average.
+  """
+  # pylint: disable=g-import-not-at-top  # these build on this module's neighbours
+  from alexnet_jax import classes
+  from alexnet_jax import model as model_lib
+  from alexnet_jax import optim
+  from alexnet_jax import parallel
+  from alexnet_jax import train_step as step_lib
+  config = config.copy_and_resolve_references()
+  if 'ema_decay' in config.optimizer:
+    config.optimizer.ema_decay = 0.0
+  mesh = parallel.make_mesh(config.mesh)
+  tx = optim.make_optimizer(config.optimizer, optim.make_schedule(
+      config.optimizer, steps_per_epoch=1, total_steps=max(1, step)))
+  state, specs = step_lib.create_train_state(model_lib.build(config.model), tx, mesh,
+                                             image_size=config.data.image_size, seed=config.seed)
+  state = state.replace(step=jax.numpy.full_like(state.step, step),
+                        params=parallel.host_to_mesh(params, mesh, specs.params))
+  ckpts = Checkpoints(workdir, config)
+  ckpts.save(step, state)
+  ckpts.close()
+  ckpts.write_config()
+  classes.write(workdir, class_ids)

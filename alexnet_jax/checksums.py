@@ -29,8 +29,11 @@ def host_value(x):
 
 
 def of_state(state) -> dict:
-  """{'step', 'params', 'opt_state'} -> exact uint32 checksum of each (the same on any mesh)."""
+  """{'step', 'params', 'opt_state'[, 'ema_params']} -> exact uint32 checksum of each (the same on
+  any mesh); 'ema_params' only where the state keeps the moving average."""
   fields = {'step': state.step, 'params': state.params, 'opt_state': state.opt_state}
+  if getattr(state, 'ema_params', None) is not None:
+    fields['ema_params'] = state.ema_params
   return {k: int(host_value(v)) for k, v in _sums(fields).items()}
 
 
@@ -38,6 +41,6 @@ def all_finite(tree) -> bool:
   return bool(host_value(_all_finite(tree)))
 
 
-def of_params(params) -> int:
-  """The checksum of a parameter tree, as of_state(state)['params'] computes it."""
-  return int(host_value(_sums({'params': params})['params']))
+def of_params(params, name: str = 'params') -> int:
+  """The checksum of a parameter tree, as of_state(state)[name] computes it."""
+  return int(host_value(_sums({name: params})[name]))

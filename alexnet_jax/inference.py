@@ -171,13 +171,66 @@ class Classifier:
     return list(self.iter_predict(items, top_k=top_k, skip_bad=skip_bad))
 
 
+class EnsembleError(ValueError):
+  """The runs of an ensemble do not fit together (classes, image size)."""
+
+
+def log_mean_probs(logits_MBK) -> np.ndarray:
+  """log of the members' mean softmax [B, K] from their logits [M, B, K] (float64, in log space)."""
+  logits_MBK = np.asarray(logits_MBK, np.float64)
+  top = logits_MBK.max(axis=-1, keepdims=True)
+  logprobs = logits_MBK - top - np.log(np.exp(logits_MBK - top).sum(axis=-1, keepdims=True))
+  peak = logprobs.max(axis=0)
+  return peak + np.log(np.exp(logprobs - peak).mean(axis=0))
+
+
+@dataclasses.dataclass
+class Ensemble(Classifier):
+  """Several trained runs as one classifier: the mean of their softmax outputs (the paper's
+  Table 2). Its 'logits' are the log of that mean, so softmax(logits) is the mean probability and
+  everything built on logits (predict, top-k) works on the ensemble. Build it with load()."""
+  members: tuple = ()
+
+  def _batched_logits(self, images_BHWC) -> np.ndarray:
+    logits = [member._batched_logits(images_BHWC) for member in self.members]  # pylint: disable=protected-access
+    return log_mean_probs(np.stack(logits)).astype(np.float32)
+
+
+def check_members(paths_, configs, class_lists) -> None:
+  """Raises EnsembleError unless the runs share their classes and evaluation image size."""
+  for path, config, names in zip(paths_[1:], configs[1:], class_lists[1:]):
+    if names != class_lists[0]:
+      raise EnsembleError(f'the runs of an ensemble must share their classes: {paths_[0]} has '
+                          f'{len(class_lists[0])} ({", ".join(class_lists[0][:3])}, ...), {path} '
+                          f'has {len(names)} ({", ".join(names[:3])}, ...); drop one of them.')
+    for key in ('image_size', 'resize_ratio'):
+      if config.data[key] != configs[0].data[key]:
+        raise EnsembleError(f'the runs of an ensemble must see the same images: data.{key} is '
+                            f'{configs[0].data[key]} in {paths_[0]}, {config.data[key]} in {path}.')
+
+
 PIL_MAX_IMAGES = 16  # up to this many images, iter_predict reads them with pil_images
 
 
-def load(path: str, step=None, *, batch_size: int = 64) -> Classifier:
-  """The classifier of a workdir (newest good step; step=N; step='best') or of a step folder."""
+def load(path, step=None, *, batch_size: int = 64, ema: bool = False) -> Classifier:
+  """The classifier of a workdir (newest good step; step=N; step='best') or of a step folder;
+  ema: with the moving average of its parameters (a run trained with optimizer.ema_decay > 0).
+
+  path: one run, or a list of runs: an Ensemble of them (each at `step`), which must share their
+  classes and image size (else EnsembleError).
+  """
+  if not isinstance(path, str):
+    paths_ = list(path)
+    if len(paths_) == 1:
+      return load(paths_[0], step, batch_size=batch_size, ema=ema)
+    members = [load(p, step, batch_size=batch_size, ema=ema) for p in paths_]
+    check_members(paths_, [m.config for m in members], [m.class_names for m in members])
+    first = members[0]
+    return Ensemble(config=first.config, params=first.params, class_names=first.class_names,
+                    class_ids=first.class_ids, step=first.step, batch_size=batch_size,
+                    members=tuple(members))
   start = time.time()
-  host_params, found, saved_config = checkpoint.load_params(path, step)
+  host_params, found, saved_config = checkpoint.load_params(path, step, ema=ema)
   config = ml_collections.ConfigDict(saved_config)
   names, ids = classes.read(run_dir(path), config.model.num_classes)
   replicated = NamedSharding(jax.sharding.Mesh(np.array(jax.local_devices()), (_AXIS,)), P())

@@ -205,6 +205,11 @@ class Network(nn.Module):
   weight_init: str | None = None  # not 'init': flax's Module.init
   dtype: str = 'float32'
   fc_width: int = HIDDEN  # smaller for tiny test and quickstart models only
+  # conv1 fit for small photos (AlexNet only; 0: the variant's 11x11 stride 4) and the side of
+  # the map the classifier sees (adaptive average pooling; the paper's 6x6).
+  conv1_kernel: int = 0
+  conv1_stride: int = 0
+  pooled_size: int = POOLED_SIZE
   model_axis: str | None = None
   model_shards: int = 1
 
@@ -233,6 +238,11 @@ class AlexNet(Network):
     super()._check()
     if self.option('groups') not in (1, 2):
       raise ValueError(f'model.groups={self.groups} is not supported; use 1 or 2.')
+    for name in ('conv1_kernel', 'conv1_stride', 'pooled_size'):
+      value = getattr(self, name)
+      if value < (1 if name == 'pooled_size' else 0):
+        raise ValueError(f'model.{name}={value} is out of range; use a positive size (conv1_kernel '
+                         'and conv1_stride: 0 keeps the variant\'s 11x11 stride 4).')
 
   def _conv_init(self, bias_value, fan_in):
     if self.option('weight_init') == 'torchvision':
@@ -256,6 +266,10 @@ class AlexNet(Network):
       x = x * jnp.asarray(IMAGENET_STD_RGB, self.dtype) * 255.0
     in_channels = x.shape[-1]
     for i, layer in enumerate(layers):
+      if i == 0 and (self.conv1_kernel or self.conv1_stride):
+        kernel = self.conv1_kernel or layer.kernel
+        layer = layer._replace(kernel=kernel, stride=self.conv1_stride or layer.stride,
+                               padding=(kernel - 1) // 2 if self.conv1_kernel else layer.padding)
       groups = self.option('groups') if layer.grouped else 1
       kernel_init, bias_init = self._conv_init(
           layer.bias, layer.kernel * layer.kernel * in_channels // groups)
@@ -267,7 +281,7 @@ class AlexNet(Network):
       if layer.pool:
         x = pooling.max_pool(x, window, stride)
       in_channels = layer.features
-    return adaptive_avg_pool(x).reshape(x.shape[0], -1)
+    return adaptive_avg_pool(x, self.pooled_size).reshape(x.shape[0], -1)
 
   @nn.compact
   def __call__(self, images_BHWC, train: bool = False, example_ids_B=None):

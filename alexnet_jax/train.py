@@ -68,6 +68,13 @@ def mesh_and_data(config):
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_divisibility(mesh, batch_size=config.data.batch_size,
                               num_classes=config.model.num_classes, hidden=config.model.fc_width)
+  accumulate = config.optimizer.get('accumulate_steps', 1)
+  if config.data.batch_size % (mesh.devices.size * max(1, accumulate)):
+    raise parallel.MeshError(
+        f'optimizer.accumulate_steps={accumulate}: each of the {mesh.devices.size} devices holds '
+        f'{config.data.batch_size // mesh.devices.size} examples of data.batch_size='
+        f'{config.data.batch_size}, not a multiple of {accumulate}; choose accumulate_steps that '
+        'divides it.')
   info = input_pipeline.get_dataset_info(config.data, num_classes=config.model.num_classes)
   if info.num_classes != config.model.num_classes:
     raise ValueError(f'the dataset has {info.num_classes} classes but model.num_classes='
@@ -81,13 +88,16 @@ def train_and_evaluate(config, workdir: str) -> dict:
   steps_per_epoch, total_steps = _schedule_steps(config, info)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=steps_per_epoch,
                                  total_steps=total_steps)
+  optim.check(config.optimizer, eval_every_steps=config.eval_every_steps)
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.build(config.model)
+  ema_decay = config.optimizer.get('ema_decay', 0.0)
   # The state first: a bad model key fails before the workdir is touched.
   state, specs = step_lib.create_train_state(model, tx, mesh, image_size=config.data.image_size,
-                                             seed=config.seed)
-  train_step = step_lib.make_train_step(model, tx, mesh, specs, seed=config.seed,
-                                        label_smoothing=config.label_smoothing)
+                                             seed=config.seed, ema=ema_decay > 0)
+  train_step = step_lib.make_train_step(
+      model, tx, mesh, specs, seed=config.seed, label_smoothing=config.label_smoothing,
+      accumulate_steps=config.optimizer.get('accumulate_steps', 1), ema_decay=ema_decay)
   eval_step = step_lib.make_eval_step(model, mesh, specs.params)
   primary = jax.process_index() == 0
   # The lock: a second run on the workdir stops here. The cleanups run last in, first out.
@@ -187,7 +197,8 @@ def _loop(run: _Run, state, batches, step: int, carried):
       pending = None
       elapsed = time.perf_counter() - window_start
       values = metrics_lib.average(jax.device_get(window))
-      values.update(learning_rate=float(run.schedule(step - 1)),
+      lr = float(run.schedule(step - 1)) * optim.plateau_scale(state.opt_state)
+      values.update(learning_rate=lr,
                     images_per_sec=(len(window) + timed) * run.config.data.batch_size / elapsed)
       run.writer.write(step, 'train', values)
       eta = (run.total_steps - step) * elapsed / (len(window) + timed)
@@ -197,7 +208,12 @@ def _loop(run: _Run, state, batches, step: int, carried):
     every = run.config.eval_every_steps
     if (every and step % every == 0) or step == run.total_steps:
       eval_metrics = evaluate(run.eval_step, state.params, run.config, run.mesh)
+      if state.ema_params is not None:  # the moving average's metrics beside the raw ones
+        ema_metrics = evaluate(run.eval_step, state.ema_params, run.config, run.mesh)
+        eval_metrics.update({f'ema_{k}': v for k, v in ema_metrics.items() if k != 'count'})
       top1 = eval_metrics['top1']
+      state = state.replace(opt_state=optim.observe_eval(state.opt_state, eval_metrics,
+                                                         run.config.optimizer))
       run.writer.write(step, 'eval', eval_metrics)
       run.writer.image(step, 'conv1/filters', pictures.filter_grid(
           state.params['conv1']['kernel'], model_lib.build(run.config.model).option('groups')))

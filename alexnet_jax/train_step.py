@@ -4,9 +4,9 @@ Inside shard_map each device holds b = B / (D * M) examples. The conv trunk runs
 classifier gathers the B / D examples of its 'data' group and holds K / M of the classes, so the
 loss and top-k below work on class-split logits without gathering them.
 """
+import dataclasses
 import functools
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
@@ -17,11 +17,29 @@ from alexnet_jax import parallel
 from alexnet_jax.parallel import BATCH_AXES, DATA_AXIS, MODEL_AXIS
 
 
-@flax.struct.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainState:
+  """The step, the parameters, the optimizer's state and, with optimizer.ema_decay > 0, an
+  exponential moving average of the parameters. Without the average the pytree (and so a
+  checkpoint) has no ema_params entry at all: runs from before it resume as they were saved."""
   step: jax.Array
   params: dict
   opt_state: optax.OptState
+  ema_params: dict | None = None
+
+  def replace(self, **changes) -> 'TrainState':
+    return dataclasses.replace(self, **changes)
+
+
+def _flatten_state(state: TrainState):
+  names = ('step', 'params', 'opt_state') + (() if state.ema_params is None else ('ema_params',))
+  return [(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in names], len(names) == 4
+
+
+jax.tree_util.register_pytree_with_keys(
+    TrainState, _flatten_state, lambda has_ema, children: TrainState(*children),
+    flatten_func=lambda state: ([c for _, c in _flatten_state(state)[0]],
+                                _flatten_state(state)[1]))
 
 
 def log_softmax(logits_BK, axis_name=None):
@@ -71,43 +89,72 @@ def _device_example_ids(local_batch: int):
   return position * local_batch + jnp.arange(local_batch)
 
 
-def train_step(state, batch, *, model, tx, seed, label_smoothing):
-  """One SGD step on this device's shard; returns the new state and global-mean metrics."""
+def train_step(state, batch, *, model, tx, seed, label_smoothing, accumulate_steps=1,
+               ema_decay=0.0):
+  """One SGD step on this device's shard; returns the new state and global-mean metrics.
+
+  accumulate_steps=K: the device's examples run as K micro-batches, one after the other, whose
+  gradients are averaged before the one update: the full batch's update (each micro-batch's
+  examples keep their global ids, and so their dropout masks) with a K-th of its activations.
+  """
   images_bHWC = model_lib.standardize(batch['image'], batch.get('lighting'))
   labels_b = batch['label']
   ids_b = _device_example_ids(labels_b.shape[0])
-  labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')  # the classifier's group
   dropout_key = jax.random.fold_in(jax.random.key(seed), state.step)
 
-  def loss_fn(params):
-    logits_BK = model.apply({'params': params}, images_bHWC, train=True, example_ids_B=ids_b,
+  def loss_fn(params, images_mHWC, labels_m, ids_m):
+    labels_M = jax.lax.all_gather(labels_m, MODEL_AXIS, tiled=True, to='invarying')  # the classifier's group
+    logits_MK = model.apply({'params': params}, images_mHWC, train=True, example_ids_B=ids_m,
                             rngs={'dropout': dropout_key})
-    logprobs_BK = log_softmax(logits_BK, MODEL_AXIS)
-    losses_B = cross_entropy(logprobs_BK, labels_B, num_classes=model.num_classes,
+    logprobs_MK = log_softmax(logits_MK, MODEL_AXIS)
+    losses_M = cross_entropy(logprobs_MK, labels_M, num_classes=model.num_classes,
                              label_smoothing=label_smoothing, axis_name=MODEL_AXIS)
+    top1_M, top5_M = topk_correct(jax.lax.stop_gradient(logits_MK), labels_M, axis_name=MODEL_AXIS)
     # The global mean; its gradient is then the one-device gradient (DESIGN.md's trap).
-    return jax.lax.pmean(jnp.mean(losses_B), DATA_AXIS), logits_BK
+    return jax.lax.pmean(jnp.mean(losses_M), DATA_AXIS), (top1_M, top5_M)
 
-  (loss, logits_BK), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if accumulate_steps == 1:
+    (loss, (top1_B, top5_B)), grads = grad_fn(state.params, images_bHWC, labels_b, ids_b)
+  else:
+    micro = lambda x: x.reshape((accumulate_steps, -1) + x.shape[1:])
+
+    def add_micro_batch(total, inputs):
+      (loss, tops), grads = grad_fn(state.params, *inputs)
+      return jax.tree.map(jnp.add, total, grads), (loss, tops)
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    grads, (losses, (top1_KM, top5_KM)) = jax.lax.scan(
+        add_micro_batch, zeros, (micro(images_bHWC), micro(labels_b), micro(ids_b)))
+    grads = jax.tree.map(lambda g: g / accumulate_steps, grads)
+    loss, top1_B, top5_B = jnp.mean(losses), top1_KM.reshape(-1), top5_KM.reshape(-1)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  top1_B, top5_B = topk_correct(logits_BK, labels_B, axis_name=MODEL_AXIS)
+  ema_params = state.ema_params
+  if ema_params is not None:
+    ema_params = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema_params, params)
   metrics = {'loss': loss, 'top1': jax.lax.pmean(jnp.mean(top1_B), DATA_AXIS),
              'top5': jax.lax.pmean(jnp.mean(top5_B), DATA_AXIS)}
-  return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+  return state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                       ema_params=ema_params), metrics
 
 
-def eval_step(params, batch, *, model):
-  """Sums over this batch's real examples: loss, top1, top5, count (softmax averaged over crops)."""
+def eval_logprobs(params, batch, *, model):
+  """Log-probabilities [B, K/M] of the 'data' group's examples: the softmax averaged over crops."""
   images = model_lib.standardize(batch['image'])
-  labels_b, mask_b = batch['label'], batch['mask']
   crops = images.shape[1] if images.ndim == 5 else 1
   images_bHWC = images.reshape((-1,) + images.shape[-3:])
   logits_BK = model.apply({'params': params}, images_bHWC, train=False)
   logprobs_BCK = log_softmax(logits_BK, MODEL_AXIS).reshape(-1, crops, logits_BK.shape[-1])
   # log of the mean probability over crops, in log space: a class whose probability underflows
   # in every crop keeps a finite log-probability (log(0) = -inf would make the loss NaN).
-  logprobs_BK = jax.nn.logsumexp(logprobs_BCK, axis=1) - jnp.log(crops)
+  return jax.nn.logsumexp(logprobs_BCK, axis=1) - jnp.log(crops)
+
+
+def eval_step(params, batch, *, model):
+  """Sums over this batch's real examples: loss, top1, top5, count (softmax averaged over crops)."""
+  labels_b, mask_b = batch['label'], batch['mask']
+  logprobs_BK = eval_logprobs(params, batch, model=model)
   labels_B = jax.lax.all_gather(labels_b, MODEL_AXIS, tiled=True, to='invarying')
   mask_B = jax.lax.all_gather(mask_b, MODEL_AXIS, tiled=True, to='invarying').astype(jnp.float32)
   losses_B = cross_entropy(logprobs_BK, labels_B, num_classes=model.num_classes,
@@ -124,30 +171,33 @@ def state_specs(state: TrainState) -> TrainState:
   An optimizer slot's path ends with its parameter's (layer, name), as optax's states do; frozen
   layers (optimizer.trainable) have no slots, and scalars such as counts are replicated.
   """
+  ema = None if state.ema_params is None else parallel.param_specs(state.ema_params)
   return TrainState(step=P(), params=parallel.param_specs(state.params),
-                    opt_state=parallel.param_specs(state.opt_state))
+                    opt_state=parallel.param_specs(state.opt_state), ema_params=ema)
 
 
-def _state_init(model, tx, image_size: int, seed: int):
+def _state_init(model, tx, image_size: int, seed: int, ema: bool):
   def init():
     images = jnp.zeros((1, image_size, image_size, 3), jnp.float32)
     params = model.init(jax.random.key(seed), images)['params']
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      ema_params=jax.tree.map(jnp.copy, params) if ema else None)
   return init
 
 
-def abstract_train_state(model, tx, mesh, *, image_size: int, seed: int):
+def abstract_train_state(model, tx, mesh, *, image_size: int, seed: int, ema: bool = False):
   """(the TrainState as ShapeDtypeStructs placed on the mesh, its PartitionSpecs); nothing runs."""
-  shapes = jax.eval_shape(_state_init(model, tx, image_size, seed))
+  shapes = jax.eval_shape(_state_init(model, tx, image_size, seed, ema))
   specs = state_specs(shapes)
   state = jax.tree.map(lambda x, where: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
                        shapes, parallel.to_shardings(mesh, specs))
   return state, specs
 
 
-def create_train_state(model, tx, mesh, *, image_size: int, seed: int):
-  """Initialises params and optimizer state directly into their shardings on the mesh."""
-  init = _state_init(model, tx, image_size, seed)
+def create_train_state(model, tx, mesh, *, image_size: int, seed: int, ema: bool = False):
+  """Initialises params and optimizer state directly into their shardings on the mesh; ema: the
+  state holds a moving average of the parameters, started at the initial ones."""
+  init = _state_init(model, tx, image_size, seed, ema)
   specs = state_specs(jax.eval_shape(init))
   state = jax.jit(init, out_shardings=parallel.to_shardings(mesh, specs))()
   return state, specs
@@ -157,13 +207,23 @@ def _sharded_model(model, mesh):
   return model.clone(model_axis=MODEL_AXIS, model_shards=mesh.shape[MODEL_AXIS])
 
 
-def make_train_step(model, tx, mesh, specs, *, seed: int, label_smoothing: float = 0.0):
+def make_train_step(model, tx, mesh, specs, *, seed: int, label_smoothing: float = 0.0,
+                    accumulate_steps: int = 1, ema_decay: float = 0.0):
   """jit(shard_map(train_step)): (state, batch) -> (state, metrics); the state is donated."""
   body = functools.partial(train_step, model=_sharded_model(model, mesh), tx=tx, seed=seed,
-                           label_smoothing=label_smoothing)
+                           label_smoothing=label_smoothing, accumulate_steps=accumulate_steps,
+                           ema_decay=ema_decay)
   # Every batch field (image, label, lighting) is split over all devices along its first axis.
   step = jax.shard_map(body, mesh=mesh, in_specs=(specs, P(BATCH_AXES)), out_specs=(specs, P()))
   return jax.jit(step, donate_argnums=0)
+
+
+def make_logprobs_step(model, mesh, param_specs):
+  """jit(shard_map(eval_logprobs)): (params, batch) -> log-probabilities [B, K] in batch order
+  (an ensemble's members are combined from them)."""
+  body = functools.partial(eval_logprobs, model=_sharded_model(model, mesh))
+  return jax.jit(jax.shard_map(body, mesh=mesh, in_specs=(param_specs, P(BATCH_AXES)),
+                               out_specs=P(DATA_AXIS, MODEL_AXIS)))
 
 
 def make_eval_step(model, mesh, param_specs):

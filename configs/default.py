@@ -66,6 +66,11 @@ def get_config():
       weight_init=ml_collections.FieldReference(None, field_type=str),  # 'paper' | 'torchvision' | 'he'
       dtype='float32',  # compute dtype: 'float32' | 'bfloat16'; parameters stay float32
       fc_width=4096,  # FC6/FC7 width; the paper's 4096 (smaller only for tiny test models)
+      # conv1 fit for small photos (configs/cifar10.py): its kernel and stride; 0 keeps the
+      # variant's 11x11 stride 4 (padding (kernel - 1) // 2 when the kernel is set).
+      conv1_kernel=0,
+      conv1_stride=0,
+      pooled_size=6,  # side of the map FC6 sees (adaptive average pooling): the paper's 6x6
   ))
 
   config.optimizer = ml_collections.ConfigDict(dict(
@@ -73,10 +78,19 @@ def get_config():
       learning_rate=0.01,
       momentum=0.9,
       weight_decay=5e-4,
-      schedule='step',  # 'step' | 'cosine' | 'constant'
+      schedule='step',  # 'step' | 'cosine' | 'constant' | 'plateau'
       decay_every_epochs=25.0,  # 'step': divide by decay_factor at 25, 50 and 75 epochs
       decay_factor=0.1,
       warmup_steps=0,
+      # 'plateau' (the paper's rule): divide by decay_factor when the eval plateau_metric has not
+      # improved for `patience` evaluations (every eval_every_steps), at most max_decays times.
+      plateau_metric='loss',  # 'loss' | 'top1'
+      patience=2,
+      max_decays=3,  # the paper divided three times
+      # K > 1: each step runs K micro-batches of batch_size / K and averages their gradients: the
+      # same update with a K-th of the activation memory.
+      accumulate_steps=1,
+      ema_decay=0.0,  # > 0 (e.g. 0.999): also keep a moving average of the parameters (--ema)
       # Layers that train: 'all' | 'classifier' (fc6-fc8) | 'fc8' | a list like 'conv5,fc6,fc7,fc8';
       # the others are frozen (no update, no weight decay, no optimizer state): fine-tuning.
       trainable='all',

@@ -5,6 +5,7 @@
   python launch/cifar10.py --data=data/cifar10 difference  # Figure 1 again with one change
   python launch/cifar10.py --data=data/cifar10 lrn         # section 3.3, 13% against 11%
   python launch/cifar10.py speed                            # both networks' step beside PyTorch
+  python launch/cifar10.py --data=data/cifar10 alexnet     # configs/cifar10.py: AlexNet itself
   python launch/cifar10.py --data=data/cifar10 page        # docs/cifar10.md from what has run
 
 Runs (or reuses: a finished, stopped or diverged workdir under ROOT is not run again; an
@@ -21,6 +22,9 @@ speed: tools/benchmark (train and forward steps, alternated rounds) and tools/la
 networks beside their PyTorch twins (tools/torch_nets.py), on the idle machine: run it alone.
 difference: Figure 1's seed-0 runs again with one change (--difference), for a few epochs, to
 test what makes the tanh / ReLU ratio differ from the paper's.
+alexnet: the paper's AlexNet (configs/cifar10.py, its own budget), seed 0: held-out accuracy with
+the centre crop and with 10 crops, its training time, conv1's kernels and the FC7 nearest
+neighbours of held-out photos (the paper's Figures 3 and 4) in DOCS/cifar10/.
 """
 import argparse
 import concurrent.futures
@@ -39,6 +43,7 @@ from alexnet_jax import runs as runs_lib  # pylint: disable=wrong-import-positio
 import results  # pylint: disable=wrong-import-position  # launch/results.py: train(), reuse
 
 FIGURE1_CONFIG, LRN_CONFIG = 'configs/cifar10_18pct.py', 'configs/cifar10_conv_local.py'
+ALEXNET_CONFIG = 'configs/cifar10.py'
 TRAIN_ERROR = 0.25
 TRAIN_EXAMPLES, BATCH = 45_000, 128
 LOG_EVERY = 50  # the configs' log_every_steps: a row at another step averages fewer steps (a run's
@@ -204,6 +209,51 @@ def lrn(args) -> dict:
   return out
 
 
+def training_seconds(run_: runs_lib.Run) -> float:
+  """Seconds spent in the train steps: each log row's steps at its images/s (evaluations, start-up
+  and the time between a stop and its resume left out)."""
+  total, previous = 0.0, 0
+  for row in run_.train:
+    total += (row['step'] - previous) * BATCH / row['images_per_sec']
+    previous = row['step']
+  return total
+
+
+def alexnet(args) -> dict:
+  """configs/cifar10.py at seed 0 with its own budget; evaluated with 1 and 10 crops; Figures 3/4."""
+  sys.path.insert(0, REPO)
+  from configs import cifar10  # pylint: disable=g-import-not-at-top
+  epochs = cifar10.get_config().num_epochs
+  result = run(ALEXNET_CONFIG, {'config.seed': 0, 'config.num_epochs': epochs},
+               os.path.join(args.root, 'alexnet'), args)
+  if result is None or not result.eval or result.last_step < int(epochs * STEPS_PER_EPOCH):
+    return {}  # --no_run: not finished (yet)
+  # The tools see it as runs/cifar10_alexnet, the README's workdir: their pictures' titles and the
+  # commands shown name that, not this machine's folders.
+  shown = os.path.join('runs', 'cifar10_alexnet')
+  if not os.path.exists(os.path.join(REPO, shown)):
+    os.makedirs(os.path.join(REPO, 'runs'), exist_ok=True)
+    os.symlink(result.path, os.path.join(REPO, shown))
+  out = {'epochs': epochs, 'workdir': os.path.relpath(result.path, args.root),
+         'train_seconds': training_seconds(result), 'final_train_top1': _full_windows(result)[-1]['top1'],
+         'eval': {}, 'pictures': {}}
+  for crops in (1, 10):
+    said = results.shell([sys.executable, '-m', 'alexnet_jax.tools.evaluate',
+                          f'--workdir={shown}', f'--config.data.eval_crops={crops}'],
+                         capture_output=True, text=True)
+    out['eval'][str(crops)] = json.loads(said.stdout.splitlines()[-1])
+  folder = os.path.join(args.docs, 'cifar10')
+  for name, tool, extra in (('filters', 'filters', []),
+                            ('neighbours', 'neighbours', ['--queries=6', '--dpi=80'])):
+    path = os.path.join(folder, f'alexnet_{name}.png')
+    command = ['-m', f'alexnet_jax.tools.{tool}', f'--workdir={shown}',
+               f'--output={os.path.relpath(path, REPO)}', *extra]
+    results.shell([sys.executable] + command, capture_output=True, text=True)
+    out['pictures'][name] = {'path': os.path.relpath(path, args.docs),
+                             'command': ' '.join(['python'] + command)}
+  return out
+
+
 def speed(args) -> dict:
   """Per network: the benchmark's train and forward rows and the layer profile (JSON as the tools
   write it, the per-round figures left out)."""
@@ -221,7 +271,8 @@ def speed(args) -> dict:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('parts', nargs='+', choices=('figure1', 'difference', 'lrn', 'speed', 'page'))
+  parser.add_argument('parts', nargs='+',
+                      choices=('figure1', 'difference', 'lrn', 'speed', 'alexnet', 'page'))
   parser.add_argument('--data', default='data/cifar10', help='CIFAR-10 photos: DATA/train/<class>/.')
   parser.add_argument('--root', default='runs/cifar10', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/cifar10.md and DOCS/cifar10/.')
@@ -248,7 +299,8 @@ def main() -> None:
       import cifar10_page  # pylint: disable=g-import-not-at-top  # launch/cifar10_page.py
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
-    result = {'figure1': figure1, 'difference': difference, 'lrn': lrn, 'speed': speed}[part](args)
+    result = {'figure1': figure1, 'difference': difference, 'lrn': lrn, 'speed': speed,
+              'alexnet': alexnet}[part](args)
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)

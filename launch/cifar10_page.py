@@ -221,6 +221,30 @@ def _speed(facts: dict) -> list[str]:
   return lines
 
 
+def _alexnet(facts: dict) -> list[str]:
+  a = facts['alexnet']
+  one, ten = a['eval']['1'], a['eval']['10']
+  minutes = a['train_seconds'] / 60
+  return [
+      '## AlexNet on CIFAR-10', '',
+      f'The paper\'s AlexNet (`configs/cifar10.py`: conv1 5x5 stride 2 for 32-px photos, the rest '
+      f'as the paper, PyTorch\'s default initialisation), {a["epochs"]:g} epochs on the 45,000 '
+      f'training photos, seed 0; `python -m alexnet_jax.main --config=configs/cifar10.py '
+      f'--workdir=runs/cifar10_alexnet --config.data.name=folder:data/cifar10`.', '',
+      '| evaluation | held-out top-1 | top-5 | loss | photos |', '|---|---|---|---|---|',
+      f'| centre crop | {one["top1"]:.2%} | {one["top5"]:.2%} | {one["loss"]:.3f} | {one["count"]} |',
+      f'| 10 crops (`--config.data.eval_crops=10`) | {ten["top1"]:.2%} | {ten["top5"]:.2%} | '
+      f'{ten["loss"]:.3f} | {ten["count"]} |', '',
+      f'Training took {minutes:.1f} minutes of train steps on the 2 CPU cores (evaluation and '
+      f'start-up not counted); the training accuracy of the last 50 steps, with augmentation and '
+      f'dropout: {a["final_train_top1"]:.2%}. 10 crops add {ten["top1"] - one["top1"]:+.2%} top-1.',
+      '', '### What it learned (the paper\'s Figures 3 and 4)', '',
+      f'![conv1 kernels](cifar10/{os.path.basename(a["pictures"]["filters"]["path"])})', '',
+      f'`{a["pictures"]["filters"]["command"]}`', '',
+      f'![FC7 nearest neighbours](cifar10/{os.path.basename(a["pictures"]["neighbours"]["path"])})',
+      '', f'`{a["pictures"]["neighbours"]["command"]}`', '']
+
+
 def write(facts: dict, docs: str) -> str:
   """Writes DOCS/cifar10.md (and DOCS/cifar10/figure1.png) from what facts holds; returns the path."""
   lines = ['# The paper\'s CIFAR-10 experiments, on real CIFAR-10', '',
@@ -239,6 +263,8 @@ def write(facts: dict, docs: str) -> str:
     lines += _lrn(facts)
   if 'speed' in facts:
     lines += _speed(facts)
+  if facts.get('alexnet'):
+    lines += _alexnet(facts)
   path = os.path.join(docs, 'cifar10.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

@@ -135,9 +135,12 @@ def build_report(config) -> dict:
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=1000, total_steps=100_000)
   tx = optim.make_optimizer(config.optimizer, schedule)
   model = model_lib.build(config.model)
+  ema_decay = config.optimizer.get('ema_decay', 0.0)
   state, specs = train_step.abstract_train_state(model, tx, mesh, image_size=size,
-                                                 seed=config.seed)
-  step = train_step.make_train_step(model, tx, mesh, specs, seed=config.seed)
+                                                 seed=config.seed, ema=ema_decay > 0)
+  step = train_step.make_train_step(
+      model, tx, mesh, specs, seed=config.seed, ema_decay=ema_decay,
+      accumulate_steps=config.optimizer.get('accumulate_steps', 1))
   compiled = step.lower(state, _batch_shapes(config.data, mesh)).compile()
   memory = compiled.memory_analysis()
   peak = (memory.argument_size_in_bytes + memory.output_size_in_bytes

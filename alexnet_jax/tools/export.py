@@ -57,7 +57,7 @@ def main(argv):
   if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
     cli.fail(f'--output={FLAGS.output} exists: give another file, or pass --overwrite.')
   try:
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step))
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), ema=FLAGS.ema)
   except (checkpoint.CheckpointError, classes.ClassesError) as e:
     cli.fail(str(e))
   exported = export(clf, tuple(FLAGS.platforms))
@@ -85,6 +85,8 @@ def main(argv):
 if __name__ == '__main__':
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
+                    'optimizer.ema_decay > 0).')
   flags.DEFINE_string('output', None, 'The file to write.')
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'Platforms to lower for (cpu, cuda, rocm, tpu): the file runs on any of them.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')

@@ -31,6 +31,8 @@ PIXELS_PER_TAP = 6  # each kernel tap drawn as a 6x6 block: an 11x11 tile is 66 
 def define_flags() -> None:
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
+                    'optimizer.ema_decay > 0).')
   flags.DEFINE_string('output', None, 'The PNG to write.')
   flags.mark_flags_as_required(['workdir', 'output'])
 
@@ -66,7 +68,8 @@ def main(argv):
   if not FLAGS.output.lower().endswith('.png'):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
   try:
-    params, step, config = checkpoint.load_params(FLAGS.workdir, cli.parse_step(FLAGS.step))
+    params, step, config = checkpoint.load_params(FLAGS.workdir, cli.parse_step(FLAGS.step),
+                                                  ema=FLAGS.ema)
   except (checkpoint.CheckpointError, OSError) as e:
     cli.fail(str(e).splitlines()[0])
   kernel = params['conv1']['kernel']

@@ -124,22 +124,10 @@ def imported_config(num_classes: int, fc_width: int):
 
 def write_workdir(params: dict, workdir: str) -> None:
   """A workdir holding params as step 0 of a torchvision-variant run (with fresh optimizer state)."""
-  from alexnet_jax import checkpoint, optim, parallel  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import train_step as step_lib  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import checkpoint  # pylint: disable=g-import-not-at-top
   num_classes, fc_width = params['fc8']['bias'].shape[0], params['fc7']['bias'].shape[0]
-  config = imported_config(num_classes, fc_width)
-  mesh = parallel.make_mesh(config.mesh)
-  tx = optim.make_optimizer(config.optimizer, optim.make_schedule(
-      config.optimizer, steps_per_epoch=1, total_steps=1))
-  state, specs = step_lib.create_train_state(model_lib.AlexNet(**config.model), tx, mesh,
-                                             image_size=config.data.image_size, seed=config.seed)
-  state = state.replace(params=parallel.host_to_mesh(params, mesh, specs.params))
-  ckpts = checkpoint.Checkpoints(workdir, config)
-  ckpts.save(0, state)
-  ckpts.close()
-  ckpts.write_config()
   ids = list(classes.imagenet_names()) if num_classes == 1000 else classes.numbered(num_classes)
-  classes.write(workdir, ids)
+  checkpoint.write_params_workdir(params, workdir, imported_config(num_classes, fc_width), ids)
 
 
 def main(argv):

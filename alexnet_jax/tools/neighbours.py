@@ -47,6 +47,8 @@ def define_flags(argv) -> None:
              '--output=FILE.png [--queries=8]')
   flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
+                    'optimizer.ema_decay > 0).')
   if workdirs:  # (--help alone: the run's config keys come with --workdir)
     path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
     if not paths.exists(path):
@@ -185,7 +187,7 @@ def main(argv):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
   config = FLAGS.config
   try:
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step))
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), ema=FLAGS.ema)
     data = input_pipeline.with_fake_imagenet(config.data)
     info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
     features = make_features(clf)

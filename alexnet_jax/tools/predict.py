@@ -2,6 +2,10 @@
 
   python -m alexnet_jax.tools.predict --workdir=runs/cats_dogs photo.jpg more_photos/ [--top_k=2]
   python -m alexnet_jax.tools.predict --workdir=... --json photos/ > predictions.jsonl
+  python -m alexnet_jax.tools.predict --workdir=runs/seed0 --workdir=runs/seed1 photo.jpg
+
+Several --workdir: an ensemble, the mean of the runs' probabilities (the runs must share their
+classes and image size). --ema: the moving average of the parameters (optimizer.ema_decay > 0).
 
 Folders are walked for JPEG, PNG, BMP, GIF and WebP files. Images are read as evaluation reads them
 (shorter side to 256/224 of the crop, centre crop) and classified in batches on every device: up
@@ -34,8 +38,11 @@ FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
+  flags.DEFINE_multi_string('workdir', None, 'A trained run (or one of its checkpoints/<step> '
+                            'folders); repeated: an ensemble of runs.')
   flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
+                    'optimizer.ema_decay > 0).')
   flags.DEFINE_integer('top_k', 5, 'Classes shown per image (1 or more).')
   flags.register_validator('top_k', lambda k: k >= 1,
                            'give 1 or more classes per image (--top_k=1: the best one only).')
@@ -63,7 +70,8 @@ def main(argv):
     paths = inference.find_images(argv[1:])
     if not paths:
       cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]}.')
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size)
+    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size,
+                         ema=FLAGS.ema)
     start, done = time.time(), 0
     for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
       if 'error' in result:
@@ -73,11 +81,11 @@ def main(argv):
       print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
             flush=True)
   except (inference.ImageError, checkpoint.CheckpointError, input_pipeline.DataError,
-          classes.ClassesError) as e:
+          classes.ClassesError, inference.EnsembleError) as e:
     cli.fail(str(e).splitlines()[0])
   elapsed = time.time() - start
   print(f'{done} images in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} images/s), '
-        f'{FLAGS.workdir} step {clf.step}.', file=sys.stderr)
+        f'{" + ".join(FLAGS.workdir)} step {clf.step}.', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,74 @@
+"""configs/cifar10.py: the paper's AlexNet with conv1 fit for 32-px photos, on a folder of them."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import conftest
+from alexnet_jax import model as model_lib
+from alexnet_jax import train
+from configs import cifar10
+
+# By hand, from the layers (kernel x kernel x inputs per group x outputs + outputs):
+HAND_COUNT = {
+    'conv1': 5 * 5 * 3 * 96 + 96,  # 5x5 stride 2 instead of 11x11 stride 4
+    'conv2': 5 * 5 * 48 * 256 + 256,  # two groups
+    'conv3': 3 * 3 * 256 * 384 + 384,
+    'conv4': 3 * 3 * 192 * 384 + 384,
+    'conv5': 3 * 3 * 192 * 256 + 256,
+    'fc6': 1 * 1 * 256 * 4096 + 4096,  # the 1x1x256 map left by the pools
+    'fc7': 4096 * 4096 + 4096,
+    'fc8': 4096 * 10 + 10,
+}
+
+
+def test_cifar10_alexnet_has_the_papers_layers_on_32px_maps():
+  model = model_lib.build(cifar10.get_config().model)
+  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))['params']
+  counts = {layer: model_lib.count_params(tree) for layer, tree in params.items()}
+  assert counts == HAND_COUNT
+  assert sum(counts.values()) == 20_181_386
+  # conv1's maps are 16x16 (stride 2, padding 2), conv2's 7x7 after the 3/2 pool.
+  _, state = jax.eval_shape(lambda p, x: model.apply(
+      {'params': p}, x, capture_intermediates=lambda m, _: (m.name or '').startswith('conv'),
+      mutable=['intermediates']), params, jnp.zeros((2, 32, 32, 3)))
+  shapes = {k: v['__call__'][0].shape for k, v in state['intermediates'].items()}
+  assert shapes == {'conv1': (2, 16, 16, 96), 'conv2': (2, 7, 7, 256), 'conv3': (2, 3, 3, 384),
+                    'conv4': (2, 3, 3, 384), 'conv5': (2, 3, 3, 256)}
+
+
+def test_imagenet_alexnet_is_unchanged_by_the_knobs_defaults():
+  params = jax.eval_shape(model_lib.AlexNet().init, jax.random.key(0),
+                          jnp.zeros((1, 224, 224, 3)))['params']
+  assert params['conv1']['kernel'].shape == (11, 11, 3, 96)
+  assert params['fc6']['kernel'].shape == (6 * 6 * 256, 4096)
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('conv1_kernel', -1, 'conv1_kernel=-1 is out of range'),
+    ('pooled_size', 0, 'pooled_size=0 is out of range')])
+def test_bad_knob_values_are_clear_errors(key, value, match):
+  with pytest.raises(ValueError, match=match):
+    model_lib.AlexNet(**{key: value}).init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_the_cifar_nets_refuse_alexnets_conv1_knobs():
+  with pytest.raises(ValueError, match="conv1_kernel, conv1_stride and pooled_size are AlexNet's"):
+    model_lib.build(dict(variant='cifar18pct', conv1_kernel=5)).init(
+        jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+
+
+def test_cifar10_config_trains_and_evaluates_10_crops_on_a_folder_of_32px_photos(tmp_path):
+  photos = conftest.write_photos(str(tmp_path / 'photos' / 'train'), classes=4, per_class=10,
+                                 size=(32, 32))
+  config = cifar10.get_config()
+  config.update_from_flattened_dict({
+      'data.name': f'folder:{tmp_path / "photos"}', 'data.data_dir': str(tmp_path / 'tfds'),
+      'model.num_classes': 4, 'data.batch_size': 8, 'total_steps': 4, 'log_every_steps': 2,
+      'data.eval_crops': 10, 'optimizer.warmup_steps': 2})
+  metrics = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert metrics['count'] == 4  # train[90%:] of 40 photos
+  assert np.isfinite(metrics['loss']) and 0 <= metrics['top1'] <= 1
+  records = conftest.metrics_records(str(tmp_path / 'run'))
+  assert [r['step'] for r in records if r['split'] == 'train'] == [2, 4]
+  del photos

@@ -1,0 +1,35 @@
+"""docs/alexnet_jax.ipynb, run top to bottom in a Jupyter kernel as a user runs it."""
+import os
+
+import nbformat
+from conftest import REPO
+from nbclient import NotebookClient
+
+NOTEBOOK = os.path.join(REPO, 'docs', 'alexnet_jax.ipynb')
+
+
+def _text(cell) -> str:
+  return ''.join(out.get('text', '') for out in cell.get('outputs', [])
+                 if out['output_type'] == 'stream' and out['name'] == 'stdout')
+
+
+def _has_picture(cell) -> bool:
+  return any('image/png' in out.get('data', {}) for out in cell.get('outputs', []))
+
+
+def test_notebook_runs_offline_and_shows_every_step():
+  notebook = nbformat.read(NOTEBOOK, as_version=4)
+  assert not any(cell.get('outputs') for cell in notebook.cells if cell.cell_type == 'code'), (
+      'commit the notebook without outputs')
+  NotebookClient(notebook, timeout=600, kernel_name='python3',
+                 resources={'metadata': {'path': os.path.join(REPO, 'docs')}}).execute()
+  code = [cell for cell in notebook.cells if cell.cell_type == 'code']
+  sources = {i: cell.source for i, cell in enumerate(code)}
+  find = lambda text: code[next(i for i, s in sources.items() if text in s)]
+  assert "'count': 24" in _text(find('train.train_and_evaluate'))  # 20% of 120 images held out
+  assert 'step 20, 4 classes, 64-px inputs' in _text(find('inference.load(WORKDIR)'))
+  for marker in ('clf.predict', 'filter_grid', 'neighbours.draw'):  # top-5, Figure 3, Figure 4
+    assert _has_picture(find(marker)), marker
+  evaluated = _text(find('evaluate.evaluate')).splitlines()
+  assert [line.split(':')[0] for line in evaluated] == [' 1 crop(s)', '10 crop(s)']
+  assert all('on 24 images (step 20)' in line for line in evaluated)
