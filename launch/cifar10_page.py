@@ -253,6 +253,8 @@ def write(facts: dict, docs: str) -> str:
            'layer files, `alexnet_jax/cifar_nets.py`) on the 50,000 CIFAR-10 training photos '
            '(JPEG re-encodings), 45,000 for training and 5,000 held out (a fixed shuffle). '
            'Every run: 2 CPU cores.', '']
+  if facts.get('time_note'):
+    lines += [facts['time_note'], '']
   if 'figure1' in facts:
     os.makedirs(os.path.join(docs, 'cifar10'), exist_ok=True)
     plot_figure1(facts['figure1'], 0.25, os.path.join(docs, 'cifar10', 'figure1.png'))

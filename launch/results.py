@@ -7,8 +7,9 @@ reports, the pictures and the page, printing each command. Figure 1: the learnin
 seed 0, then the other seeds at each activation's best rate; each run stops (SIGTERM: a checkpoint,
 exit 0) once it reaches 25% training error. Ablations: configs/sweeps/ablations.py, 2 seeds.
 With --cifar10_data (CIFAR-10's photos, DATA/train/<class>/), first the paper's CIFAR-10
-experiments on them: launch/cifar10.py's figure1, difference, lrn and page (DOCS/cifar10.md, which
-results.md links), their runs under ROOT/cifar10, reused and resumed in the same way.
+experiments on them and AlexNet's: launch/cifar10.py's figure1, difference, lrn, alexnet and page
+(DOCS/cifar10.md), their runs under ROOT/cifar10, reused and resumed in the same way; their
+sections then open results.md. --page_only rewrites the page from the saved facts, running nothing.
 """
 import argparse
 import datetime
@@ -177,18 +178,36 @@ def pictures(root: str, docs: str) -> dict:
   return out
 
 
+def _cifar10_facts(docs: str):
+  path = os.path.join(docs, 'cifar10', 'facts.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--root', default='runs/results', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/results.md and DOCS/results/.')
   parser.add_argument('--cifar10_data', default='',
                       help='CIFAR-10 photos (DATA/train/<class>/): also run launch/cifar10.py.')
+  parser.add_argument('--page_only', action='store_true',
+                      help='Run nothing: rewrite DOCS/results.md from the facts saved by the '
+                      'last full run and DOCS/cifar10/facts.json.')
   args = parser.parse_args()
+  if args.page_only:
+    with open(os.path.join(args.docs, 'results', 'facts.json')) as f:
+      saved = json.load(f)
+    results_page.write(saved, os.path.join(args.docs, 'results.md'), _cifar10_facts(args.docs))
+    print(f'wrote {os.path.join(args.docs, "results.md")}')
+    return
   if args.cifar10_data:
     shell([sys.executable, os.path.join(REPO, 'launch', 'cifar10.py'),
            f'--data={os.path.abspath(args.cifar10_data)}',
            f'--root={os.path.join(os.path.abspath(args.root), "cifar10")}',
-           f'--docs={os.path.abspath(args.docs)}', 'figure1', 'difference', 'lrn', 'page'])
+           f'--docs={os.path.abspath(args.docs)}', 'figure1', 'difference', 'lrn', 'alexnet',
+           'page'])
   # The runs start in the repository: paths given from elsewhere must mean the same there.
   args.root, args.docs = os.path.abspath(args.root), os.path.abspath(args.docs)
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),
@@ -206,7 +225,7 @@ def main() -> None:
                command=shlex.join(['python', 'launch/results.py'] + sys.argv[1:]))
   with open(os.path.join(pictures_dir, 'facts.json'), 'w') as f:
     json.dump(facts, f, indent=1, default=str)
-  results_page.write(facts, os.path.join(args.docs, 'results.md'))
+  results_page.write(facts, os.path.join(args.docs, 'results.md'), _cifar10_facts(args.docs))
   print(f'wrote {os.path.join(args.docs, "results.md")} in {facts["minutes"]:.1f} min')
 
 

@@ -167,8 +167,29 @@ def _ablations(facts: dict) -> list[str]:
   return lines
 
 
-def write(facts: dict, path: str) -> None:
-  """The page; every number comes from facts (launch/results.py's measurements)."""
+def cifar10_sections(cifar10: dict) -> str:
+  """launch/cifar10.py's sections (Figure 1, the normalization result, AlexNet) for this page,
+  one heading level down; their pictures are docs/cifar10/'s, which this page's links reach too."""
+  import cifar10_page  # pylint: disable=g-import-not-at-top  # launch/cifar10_page.py
+  lines = []
+  if cifar10.get('figure1'):
+    lines += cifar10_page._figure1(cifar10)  # pylint: disable=protected-access
+  if cifar10.get('lrn'):
+    lines += cifar10_page._lrn(cifar10)  # pylint: disable=protected-access
+  if cifar10.get('alexnet'):
+    lines += cifar10_page._alexnet(cifar10)  # pylint: disable=protected-access
+  demoted = ['#' + line if line.startswith('##') else line for line in lines]
+  return '\n'.join(['## Real photographs: CIFAR-10', '',
+                     'Written from `docs/cifar10/facts.json` by `python launch/cifar10.py '
+                     '--data=data/cifar10 figure1 lrn alexnet page` (or `python launch/results.py '
+                     '--cifar10_data=data/cifar10`), on the 50,000 CIFAR-10 training photos: 45,000 '
+                     'train, 5,000 held out. More, with the PyTorch step comparison: '
+                     '[cifar10.md](cifar10.md).', ''] + demoted)
+
+
+def write(facts: dict, path: str, cifar10: dict | None = None) -> None:
+  """The page; every number comes from facts (launch/results.py's measurements) and, where given,
+  cifar10 (launch/cifar10.py's), whose sections come first."""
   f1, ab, pics = facts['figure1'], facts['ablations'], facts['pictures']
   text = TEMPLATE.format(
       command=facts['command'], root=facts['root'], date=facts['date'],
@@ -179,6 +200,9 @@ def write(facts: dict, path: str) -> None:
       filters_command=pics['filters']['command'], filters_said=pics['filters']['said'],
       neighbours_command=pics['neighbours']['command'],
       neighbours_said=pics['neighbours']['said'])
+  if cifar10:
+    head, rest = text.split('\n## Figure 1', 1)
+    text = head + '\n' + cifar10_sections(cifar10) + '\n## Figure 1 on generated images' + rest
   with open(path, 'w') as f:
     f.write(text)
 
@@ -201,9 +225,10 @@ at its start, {load_end:.1f} at its end). On 2 idle cores a fresh start takes le
 Krizhevsky et al. (2012)'s claims checked on 64-pixel generated images and runs of minutes: they
 test the direction of each claim, not its size on ImageNet.
 
-These runs on generated images are a fast check. The paper's two CIFAR-10 experiments (Figure 1
+The runs on generated images are a fast check. The paper's two CIFAR-10 experiments (Figure 1
 and the response-normalization result), run with Krizhevsky's own CIFAR-10 networks on real
-CIFAR-10 photos, are on [cifar10.md](cifar10.md).
+CIFAR-10 photos, and AlexNet itself on them, come first where they have run (with
+--cifar10_data); all of it, with the PyTorch step comparison, is on [cifar10.md](cifar10.md).
 
 ## Figure 1: ReLU against tanh
 
