@@ -24,6 +24,7 @@ tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 tfds = tf_import.lazy('tensorflow_datasets')
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
+UNREAD_EXTENSIONS = ('.tif', '.tiff', '.heic', '.heif')  # named when a walk leaves them out
 SPLIT_FOLDERS = {'train': ('train',), 'validation': ('val', 'validation'), 'test': ('test',)}
 CORRUPT_FILE = 'alexnet_jax_corrupt.json'  # written by tools/prepare beside a TFDS dataset
 IMAGENET_FILES = {'train': 'ILSVRC2012_img_train.tar', 'validation': 'ILSVRC2012_img_val.tar'}
@@ -92,11 +93,15 @@ def _list_images(class_root: str, split_root: str):
   if not classes:
     raise DataError(f'{class_root} holds no class sub-folders; put each class\'s images in '
                     f'{class_root}/<class name>/.')
-  files = []
+  files, left_out = [], 0
   for label, name in enumerate(classes):
     folder = os.path.join(split_root, name)
     names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
     files += [(os.path.join(folder, f), label) for f in names if f.lower().endswith(IMAGE_EXTENSIONS)]
+    left_out += sum(f.lower().endswith(UNREAD_EXTENSIONS) for f in names)
+  if left_out:
+    logging.warning('%d TIFF or HEIC files under %s are left out: TensorFlow does not decode '
+                    'them. Convert them to PNG or JPEG to use them.', left_out, split_root)
   return classes, files
 
 

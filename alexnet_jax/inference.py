@@ -34,6 +34,33 @@ class ImageError(ValueError):
   """An input that is not a readable image; the message names it."""
 
 
+# Formats people's photos come in that TensorFlow's decoders do not read: (name, magic at offset).
+UNSUPPORTED_FORMATS = (('TIFF', 0, b'II*\x00'), ('TIFF', 0, b'MM\x00*'), ('HEIC', 4, b'ftypheic'),
+                       ('HEIC', 4, b'ftypheix'), ('HEIF', 4, b'ftypmif1'), ('AVIF', 4, b'ftypavif'))
+
+
+def unsupported_format(item) -> str | None:
+  """'TIFF', 'HEIC', ... when the file at `item` is in a format that is not read here, else None."""
+  if not isinstance(item, str):
+    return None
+  try:
+    with open(item, 'rb') as f:
+      head = f.read(12)
+  except OSError:
+    return None
+  return next((name for name, at, magic in UNSUPPORTED_FORMATS
+               if head[at:at + len(magic)] == magic), None)
+
+
+def unreadable(item, name: str) -> str:
+  """Why an item could not be read, naming its format where that is the reason."""
+  found = unsupported_format(item)
+  if found:
+    return (f'{name} is a {found} image, which is not read here (TensorFlow decodes JPEG, PNG, '
+            f'BMP, GIF and WebP): convert it, e.g. PIL.Image.open(path).save(path + \'.png\')')
+  return f'{name} is not a readable image'
+
+
 def find_images(paths: Sequence[str]) -> list[str]:
   """Files as given, folders walked (sorted) for JPEG/PNG/BMP/GIF/WebP; a missing path is an
   error."""
@@ -153,8 +180,10 @@ class Classifier:
         items, size=self.image_size, batch_size=self.batch_size,
         resize_ratio=data_sources.resize_ratio(self.config.data)):
       if bad and not skip_bad:
-        raise ImageError(f'{names[bad[0]]} is not a readable image; remove it or pass --skip_bad.')
-      results = {index: {'path': names[index], 'error': 'not a readable image'} for index in bad}
+        raise ImageError(f'{unreadable(items[bad[0]], names[bad[0]])}; remove it or pass '
+                         '--skip_bad.')
+      results = {index: {'path': names[index], 'error': unreadable(items[index], 'it').removeprefix(
+          'it is ')} for index in bad}
       if len(indices):
         logits_BK = self.logits(images_BHWC).astype(np.float64)
         probs_BK = np.exp(logits_BK - logits_BK.max(axis=-1, keepdims=True))

@@ -6,6 +6,7 @@
   python launch/cifar10.py --data=data/cifar10 lrn         # section 3.3, 13% against 11%
   python launch/cifar10.py speed                            # both networks' step beside PyTorch
   python launch/cifar10.py --data=data/cifar10 alexnet     # configs/cifar10.py: AlexNet itself
+  python launch/cifar10.py --data=data/cifar10 ensemble    # 3 seeds of it and their ensemble
   python launch/cifar10.py --data=data/cifar10 page        # docs/cifar10.md from what has run
 
 Runs (or reuses: a finished, stopped or diverged workdir under ROOT is not run again; an
@@ -25,6 +26,9 @@ test what makes the tanh / ReLU ratio differ from the paper's.
 alexnet: the paper's AlexNet (configs/cifar10.py, its own budget), seed 0: held-out accuracy with
 the centre crop and with 10 crops, its training time, conv1's kernels and the FC7 nearest
 neighbours of held-out photos (the paper's Figures 3 and 4) in DOCS/cifar10/.
+ensemble: configs/cifar10.py at seeds 0, 1 and 2 (the two runs beside each other) and the mean of
+their softmax outputs (tools.evaluate with three --workdir), 1 and 10 crops: the paper's Table 2,
+one CNN against several, at small scale.
 """
 import argparse
 import concurrent.futures
@@ -254,6 +258,34 @@ def alexnet(args) -> dict:
   return out
 
 
+def _alexnet_run(args, seed: int, no_run: bool = False):
+  from configs import cifar10  # pylint: disable=g-import-not-at-top
+  epochs = cifar10.get_config().num_epochs
+  run_args = argparse.Namespace(**{**vars(args), 'no_run': args.no_run or no_run})
+  result = run(ALEXNET_CONFIG, {'config.seed': seed, 'config.num_epochs': epochs},
+               os.path.join(args.root, 'alexnet'), run_args)
+  finished = result is not None and result.eval and result.last_step >= int(epochs * STEPS_PER_EPOCH)
+  return result if finished else None
+
+
+def ensemble(args) -> dict:
+  """Seeds 0-2 of configs/cifar10.py (seed 0: alexnet's run) and their ensemble, 1 and 10 crops."""
+  sys.path.insert(0, REPO)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:  # seeds 1 and 2 side by side
+    members = [_alexnet_run(args, 0, no_run=True)] + list(
+        pool.map(lambda seed: _alexnet_run(args, seed), (1, 2)))
+  if any(m is None for m in members):
+    return {}  # not all finished (yet)
+  out = {'seeds': [0, 1, 2], 'workdirs': [os.path.relpath(m.path, args.root) for m in members],
+         'crops': {}}
+  for crops in (1, 10):
+    said = results.shell([sys.executable, '-m', 'alexnet_jax.tools.evaluate',
+                          *[f'--workdir={m.path}' for m in members],
+                          f'--config.data.eval_crops={crops}'], capture_output=True, text=True)
+    out['crops'][str(crops)] = json.loads(said.stdout.splitlines()[-1])
+  return out
+
+
 def speed(args) -> dict:
   """Per network: the benchmark's train and forward rows and the layer profile (JSON as the tools
   write it, the per-round figures left out)."""
@@ -272,7 +304,8 @@ def speed(args) -> dict:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('parts', nargs='+',
-                      choices=('figure1', 'difference', 'lrn', 'speed', 'alexnet', 'page'))
+                      choices=('figure1', 'difference', 'lrn', 'speed', 'alexnet', 'ensemble',
+                               'page'))
   parser.add_argument('--data', default='data/cifar10', help='CIFAR-10 photos: DATA/train/<class>/.')
   parser.add_argument('--root', default='runs/cifar10', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/cifar10.md and DOCS/cifar10/.')
@@ -300,7 +333,7 @@ def main() -> None:
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
     result = {'figure1': figure1, 'difference': difference, 'lrn': lrn, 'speed': speed,
-              'alexnet': alexnet}[part](args)
+              'alexnet': alexnet, 'ensemble': ensemble}[part](args)
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)

@@ -178,6 +178,8 @@ def cifar10_sections(cifar10: dict) -> str:
     lines += cifar10_page._lrn(cifar10)  # pylint: disable=protected-access
   if cifar10.get('alexnet'):
     lines += cifar10_page._alexnet(cifar10)  # pylint: disable=protected-access
+  if cifar10.get('ensemble'):
+    lines += cifar10_page._ensemble(cifar10)  # pylint: disable=protected-access
   demoted = ['#' + line if line.startswith('##') else line for line in lines]
   return '\n'.join(['## Real photographs: CIFAR-10', '',
                      'Written from `docs/cifar10/facts.json` by `python launch/cifar10.py '

@@ -11,7 +11,7 @@ from configs import cifar10
 
 # By hand, from the layers (kernel x kernel x inputs per group x outputs + outputs):
 HAND_COUNT = {
-    'conv1': 5 * 5 * 3 * 96 + 96,  # 5x5 stride 2 instead of 11x11 stride 4
+    'conv1': 11 * 11 * 3 * 96 + 96,
     'conv2': 5 * 5 * 48 * 256 + 256,  # two groups
     'conv3': 3 * 3 * 256 * 384 + 384,
     'conv4': 3 * 3 * 192 * 384 + 384,
@@ -22,19 +22,33 @@ HAND_COUNT = {
 }
 
 
-def test_cifar10_alexnet_has_the_papers_layers_on_32px_maps():
-  model = model_lib.build(cifar10.get_config().model)
-  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))['params']
-  counts = {layer: model_lib.count_params(tree) for layer, tree in params.items()}
-  assert counts == HAND_COUNT
-  assert sum(counts.values()) == 20_181_386
-  # conv1's maps are 16x16 (stride 2, padding 2), conv2's 7x7 after the 3/2 pool.
+def _counts_and_maps(model, size):
+  """({layer: parameter count}, {convN: its output shape}) for a batch of 2 size-px images."""
+  images = jnp.zeros((2, size, size, 3))
+  params = jax.eval_shape(model.init, jax.random.key(0), images[:1])['params']
   _, state = jax.eval_shape(lambda p, x: model.apply(
       {'params': p}, x, capture_intermediates=lambda m, _: (m.name or '').startswith('conv'),
-      mutable=['intermediates']), params, jnp.zeros((2, 32, 32, 3)))
-  shapes = {k: v['__call__'][0].shape for k, v in state['intermediates'].items()}
-  assert shapes == {'conv1': (2, 16, 16, 96), 'conv2': (2, 7, 7, 256), 'conv3': (2, 3, 3, 384),
-                    'conv4': (2, 3, 3, 384), 'conv5': (2, 3, 3, 256)}
+      mutable=['intermediates']), params, images)
+  return ({layer: model_lib.count_params(tree) for layer, tree in params.items()},
+          {k: v['__call__'][0].shape for k, v in state['intermediates'].items()})
+
+
+def test_cifar10_alexnet_is_the_papers_network_on_upsampled_photos():
+  """64-px inputs: conv1's 11x11 stride 4 gives 15x15 maps, then 7x7, 3x3 and 1x1 for FC6."""
+  config = cifar10.get_config()
+  counts, maps = _counts_and_maps(model_lib.build(config.model), config.data.image_size)
+  assert counts == HAND_COUNT and sum(counts.values()) == 20_209_034
+  assert maps == {'conv1': (2, 15, 15, 96), 'conv2': (2, 7, 7, 256), 'conv3': (2, 3, 3, 384),
+                  'conv4': (2, 3, 3, 384), 'conv5': (2, 3, 3, 256)}
+
+
+def test_conv1_knobs_fit_the_first_layer_to_32px_photos():
+  """The alternative measured against it: conv1 5x5 stride 2 (padding 2) on the 32-px photos."""
+  model = model_lib.build({**cifar10.get_config().model, 'conv1_kernel': 5, 'conv1_stride': 2})
+  counts, maps = _counts_and_maps(model, 32)
+  assert counts == {**HAND_COUNT, 'conv1': 5 * 5 * 3 * 96 + 96}
+  assert sum(counts.values()) == 20_181_386
+  assert maps['conv1'] == (2, 16, 16, 96) and maps['conv5'] == (2, 3, 3, 256)
 
 
 def test_imagenet_alexnet_is_unchanged_by_the_knobs_defaults():
@@ -59,6 +73,7 @@ def test_the_cifar_nets_refuse_alexnets_conv1_knobs():
 
 
 def test_cifar10_config_trains_and_evaluates_10_crops_on_a_folder_of_32px_photos(tmp_path):
+  """configs/cifar10.py's model and pipeline (32-px photos upsampled to 64), a few steps."""
   photos = conftest.write_photos(str(tmp_path / 'photos' / 'train'), classes=4, per_class=10,
                                  size=(32, 32))
   config = cifar10.get_config()

@@ -123,6 +123,31 @@ def test_unreadable_images_are_named_or_skipped(trained_run, tmp_path):
     inference.find_images([str(tmp_path / 'gone.png')])
 
 
+def test_tiff_and_heic_photos_are_named_by_their_format(trained_run, tmp_path, caplog):
+  """Formats phones and scanners write, which TensorFlow does not decode: the error says which."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top
+  workdir, _ = trained_run
+  tiff = tmp_path / 'scan.tif'
+  Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(tiff)
+  heic = tmp_path / 'phone.heic'  # an ISO media file's header: size, 'ftyp', brand
+  heic.write_bytes(b'\x00\x00\x00\x18ftypheic' + bytes(64))
+  assert [inference.unsupported_format(str(p)) for p in (tiff, heic)] == ['TIFF', 'HEIC']
+  clf = inference.load(workdir)
+  with pytest.raises(inference.ImageError, match='scan.tif is a TIFF image, which is not read here'):
+    clf.predict([str(tiff)])
+  skipped = clf.predict([str(heic)], skip_bad=True)[0]
+  assert skipped['error'].startswith('a HEIC image, which is not read here')
+  # A folder walk leaves them out, and says so.
+  for name in ('a', 'b'):
+    os.makedirs(tmp_path / 'photos' / name)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'photos' / name / '1.png')
+  shutil.copy(tiff, tmp_path / 'photos' / 'a' / '2.tif')
+  with caplog.at_level('WARNING'):
+    _, files = data_sources._list_images(str(tmp_path / 'photos'), str(tmp_path / 'photos'))
+  assert len(files) == 2 and '1 TIFF or HEIC files under' in caplog.text
+
+
 def test_a_run_is_usable_when_its_data_is_gone(trained_run, tmp_path):
   """Class names live in the workdir: the data folder is not read by load or predict."""
   workdir, photos = trained_run

@@ -5,7 +5,7 @@ import os
 import jax
 import pytest
 
-from alexnet_jax import main
+from alexnet_jax import cluster
 from conftest import run_module
 from conftest import tiny_flags
 from tests import fake_gcloud
@@ -77,7 +77,7 @@ GKE_TPU = {'TPU_WORKER_HOSTNAMES': 'job-0.svc,job-1.svc', 'TPU_WORKER_ID': '1'}
 def tpu_vm(tmp_path, monkeypatch):
   """A Cloud TPU VM: a TPU device file and a metadata server; yields (env, its attributes)."""
   (tmp_path / 'accel0').touch()
-  monkeypatch.setattr(main, 'TPU_DEVICE_GLOBS', (str(tmp_path / 'accel[0-9]*'),))
+  monkeypatch.setattr(cluster, 'TPU_DEVICE_GLOBS', (str(tmp_path / 'accel[0-9]*'),))
   with fake_gcloud.metadata_server({'agent-worker-number': 0}) as (address, attributes):
     yield {'GCE_METADATA_IP': address}, attributes
 
@@ -90,14 +90,14 @@ def initialize_calls(monkeypatch):
 
 
 def _init(env, distributed=None, num_processes=1):
-  main.initialize_distributed(distributed=distributed, num_processes=num_processes,
+  cluster.initialize_distributed(distributed=distributed, num_processes=num_processes,
                               coordinator_address='10.0.0.1:1234', process_id=1, env=env)
 
 
 @pytest.mark.parametrize('env, cluster', [(SLURM, 'SLURM'), (OPEN_MPI, 'Open MPI'),
                                           (GKE_TPU, 'GKE (TPU)')])
 def test_clusters_are_detected_and_initialised_without_flags(env, cluster, initialize_calls):
-  assert main.detect_cluster(env) == cluster
+  assert cluster.detect_cluster(env) == cluster
   _init(env)
   assert initialize_calls == [()]  # no arguments: jax reads the cluster itself
 
@@ -114,11 +114,11 @@ def test_detected_variables_are_the_ones_jax_reads(env, jax_cluster, monkeypatch
 def test_cloud_tpu_vm_slice_is_detected_from_the_metadata_server(tpu_vm, initialize_calls):
   env, metadata = tpu_vm
   metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1,unknown:unknown:10.0.0.2'
-  assert main.detect_cluster(env) == 'Cloud TPU VM'
+  assert cluster.detect_cluster(env) == 'Cloud TPU VM'
   _init(env)
   assert initialize_calls == [()]
   metadata['worker-network-endpoints'] = 'unknown:unknown:10.0.0.1'  # one host (v4-8): no runtime
-  assert main.detect_cluster(env) is None
+  assert cluster.detect_cluster(env) is None
 
 
 @pytest.mark.parametrize('env', [
@@ -126,7 +126,7 @@ def test_cloud_tpu_vm_slice_is_detected_from_the_metadata_server(tpu_vm, initial
     {'SLURM_NTASKS': '4'},  # an sbatch allocation outside srun: no step, no processes to join
 ])
 def test_one_cpu_machine_starts_without_a_distributed_runtime(env, initialize_calls):
-  assert main.detect_cluster(env) is None
+  assert cluster.detect_cluster(env) is None
   _init(env)
   assert initialize_calls == []
 
@@ -141,6 +141,6 @@ def test_flags_override_detection(initialize_calls):
 
 
 def test_gke_job_without_the_kubernetes_package_names_the_fix(monkeypatch):
-  monkeypatch.setattr(main.importlib.util, 'find_spec', lambda name: None)
-  with pytest.raises(main.UsageError, match=r"jax\[k8s\]"):
-    main.detect_cluster({'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'JOB_COMPLETION_INDEX': '0'})
+  monkeypatch.setattr(cluster.importlib.util, 'find_spec', lambda name: None)
+  with pytest.raises(cluster.UsageError, match=r"jax\[k8s\]"):
+    cluster.detect_cluster({'KUBERNETES_SERVICE_HOST': '10.0.0.1', 'JOB_COMPLETION_INDEX': '0'})

@@ -19,7 +19,6 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
-from absl import app
 from absl import flags
 from etils import epy
 
@@ -214,4 +213,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags(sys.argv)
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main)

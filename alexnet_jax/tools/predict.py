@@ -69,13 +69,14 @@ def main(argv):
   try:
     paths = inference.find_images(argv[1:])
     if not paths:
-      cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]}.')
+      cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]} (TIFF and HEIC are not read: '
+               'convert them to PNG or JPEG).')
     clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size,
                          ema=FLAGS.ema)
     start, done = time.time(), 0
     for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
       if 'error' in result:
-        print(f'warning: {result["path"]} is not a readable image; skipped.', file=sys.stderr)
+        print(f'warning: {result["path"]} is {result["error"]}; skipped.', file=sys.stderr)
         continue
       done += 1
       print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
