@@ -17,6 +17,10 @@ from PIL import Image
 from alexnet_jax import preprocess as constants  # its constants; TensorFlow stays unimported
 
 
+TF_FORMATS = ('JPEG', 'MPO', 'PNG', 'BMP', 'GIF', 'WEBP')  # tf.io.decode_image's, as PIL names them
+# (MPO: a JPEG with more pictures after the first, as phones write them; TF decodes the first)
+
+
 class UnreadableImage(ValueError):
   """PIL cannot read the file as an image."""
 
@@ -66,6 +70,8 @@ def eval_image(data: bytes, *, size: int, resize_ratio: float = constants.RESIZE
   cannot decode it."""
   try:
     image = Image.open(io.BytesIO(data))
+    if image.format not in TF_FORMATS:  # PIL reads TIFF and more; the tf.data path would not
+      raise UnreadableImage(f'{image.format} is not one of the formats TensorFlow decodes')
     width, height = image.size
     y, x, h, w = _center_window(height, width, size, resize_ratio)
     if image.format == 'JPEG':

@@ -10,7 +10,8 @@ from alexnet_jax.tools import workers
 def test_json_alone_on_stdout_and_no_temporary_files_left(tmp_path):
   env = dict(os.environ, TMPDIR=str(tmp_path))  # tempfile's folder: what it leaves shows here
   done = subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.bench_predict', '--images=3',
-                         '--size=32', '--rounds=1', '--batch=8', '--json'], cwd=workers.ROOT,
+                         '--size=32', '--rounds=1', '--batch=8', '--json', '--classes=10',
+                         '--fc_width=64'], cwd=workers.ROOT,
                         env=env, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   result = json.loads(done.stdout)  # the whole of stdout is one JSON object

@@ -94,10 +94,10 @@ def _init(env, distributed=None, num_processes=1):
                               coordinator_address='10.0.0.1:1234', process_id=1, env=env)
 
 
-@pytest.mark.parametrize('env, cluster', [(SLURM, 'SLURM'), (OPEN_MPI, 'Open MPI'),
-                                          (GKE_TPU, 'GKE (TPU)')])
-def test_clusters_are_detected_and_initialised_without_flags(env, cluster, initialize_calls):
-  assert cluster.detect_cluster(env) == cluster
+@pytest.mark.parametrize('env, expected', [(SLURM, 'SLURM'), (OPEN_MPI, 'Open MPI'),
+                                           (GKE_TPU, 'GKE (TPU)')])
+def test_clusters_are_detected_and_initialised_without_flags(env, expected, initialize_calls):
+  assert cluster.detect_cluster(env) == expected
   _init(env)
   assert initialize_calls == [()]  # no arguments: jax reads the cluster itself
 

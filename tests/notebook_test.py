@@ -27,9 +27,9 @@ def test_notebook_runs_offline_and_shows_every_step():
   sources = {i: cell.source for i, cell in enumerate(code)}
   find = lambda text: code[next(i for i, s in sources.items() if text in s)]
   assert "'count': 24" in _text(find('train.train_and_evaluate'))  # 20% of 120 images held out
-  assert 'step 20, 4 classes, 64-px inputs' in _text(find('inference.load(WORKDIR)'))
+  assert 'step 12, 4 classes, 64-px inputs' in _text(find('inference.load(WORKDIR)'))
   for marker in ('clf.predict', 'filter_grid', 'neighbours.draw'):  # top-5, Figure 3, Figure 4
     assert _has_picture(find(marker)), marker
   evaluated = _text(find('evaluate.evaluate')).splitlines()
   assert [line.split(':')[0] for line in evaluated] == [' 1 crop(s)', '10 crop(s)']
-  assert all('on 24 images (step 20)' in line for line in evaluated)
+  assert all('on 24 images (step 12)' in line for line in evaluated)

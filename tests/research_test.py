@@ -154,20 +154,21 @@ def _plateau_run_config(**overrides):
   # A learning rate too small to move the top-1: every evaluation after the first is a stall.
   return tiny_config(**{'optimizer.schedule': 'plateau', 'optimizer.learning_rate': 1e-7,
                         'optimizer.plateau_metric': 'top1', 'optimizer.patience': 1,
-                        'optimizer.max_decays': 2, 'total_steps': 6, 'eval_every_steps': 1,
-                        'log_every_steps': 1, 'checkpoint.every_steps': 3, **overrides})
+                        'optimizer.max_decays': 2, 'total_steps': 5, 'eval_every_steps': 1,
+                        'log_every_steps': 1, 'checkpoint.every_steps': 2, **overrides})
 
 
 def test_plateau_run_logs_the_divided_rate_and_resumes_its_state_exactly(tmp_path):
   straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
   train.train_and_evaluate(_plateau_run_config(), straight)
-  train.train_and_evaluate(_plateau_run_config(total_steps=3), resumed)
+  train.train_and_evaluate(_plateau_run_config(total_steps=2), resumed)
   train.train_and_evaluate(_plateau_run_config(), resumed)
   rates = {w: [r['learning_rate'] for r in metrics_records(w) if r['split'] == 'train']
            for w in (straight, resumed)}
-  # Evals after steps 1..6: the first sets the best, each later one stalls (patience 1) and
-  # divides, twice at most: steps 1-2 at 1e-7, step 3 at 1e-8, steps 4.. at 1e-9.
-  np.testing.assert_allclose(rates[straight], [1e-7, 1e-7, 1e-8, 1e-9, 1e-9, 1e-9], rtol=1e-5)
+  # Evals after steps 1..5: the first sets the best, each later one stalls (patience 1) and
+  # divides, twice at most: steps 1-2 at 1e-7, step 3 at 1e-8, steps 4-5 at 1e-9. The resumed
+  # run restarts at step 2, after the eval that divided.
+  np.testing.assert_allclose(rates[straight], [1e-7, 1e-7, 1e-8, 1e-9, 1e-9], rtol=1e-5)
   assert rates[resumed] == rates[straight]
   with open(os.path.join(straight, 'config.json')) as f:
     assert json.load(f)['optimizer']['schedule'] == 'plateau'

@@ -68,7 +68,8 @@ def _say(text: str) -> None:
 
 def measure(root: str) -> dict:
   """The rounds of bare forward against predict on the files written under root."""
-  model = model_lib.AlexNet(variant='torchvision')
+  model = model_lib.AlexNet(variant='torchvision', num_classes=FLAGS.classes,
+                            fc_width=FLAGS.fc_width)
   params = jax.jit(model.init)(jax.random.key(0), np.zeros((1, 224, 224, 3), np.float32))['params']
   import_torchvision.write_workdir(jax.tree.map(np.asarray, params), os.path.join(root, 'run'))
   paths = _write_images(root, FLAGS.images, FLAGS.size)
@@ -108,6 +109,8 @@ if __name__ == '__main__':
   flags.DEFINE_integer('size', 224, 'Side of the square JPEGs.')
   flags.DEFINE_integer('rounds', 3, 'Alternating rounds.')
   flags.DEFINE_integer('batch', 64, 'Batch size of both.')
+  flags.DEFINE_integer('classes', 1000, 'Classes of the model (1000: ImageNet\'s, with its names).')
+  flags.DEFINE_integer('fc_width', 4096, 'FC6/FC7 width (smaller: a quick smoke run).')
   flags.DEFINE_bool('json', False, 'Print the rounds as one JSON object on stdout (the text goes '
                     'to stderr).')
   cli.run(main)
