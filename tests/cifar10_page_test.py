@@ -70,3 +70,28 @@ def test_the_difference_runs_are_compared_at_a_line_every_curve_reaches(tmp_path
   text = open(cifar10_page.write(facts, str(tmp_path))).read()
   assert '| as above | 0.75 | 2.00 | 2.67x |' in text  # the first log points at or under 0.7
   assert '| `config.model.lrn=False` | 1.00 | 4.00 | 4.00x |' in text
+
+
+def _member(top1, top5):
+  return {'workdir': 'w', 'step': 4212, 'count': 5000, 'loss': 0.7, 'top1': top1, 'top5': top5}
+
+
+def test_the_alexnet_and_ensemble_sections_state_their_numbers(tmp_path):
+  facts = _facts([6.0, 9.0, 12.0])
+  facts['alexnet'] = {
+      'epochs': 12.0, 'train_seconds': 1703.0, 'final_train_top1': 0.765,
+      'eval': {'1': {'count': 5000, 'loss': 0.69, 'top1': 0.7562, 'top5': 0.9816},
+               '10': {'count': 5000, 'loss': 0.66, 'top1': 0.7762, 'top5': 0.9858}},
+      'pictures': {name: {'path': f'cifar10/alexnet_{name}.png', 'command': f'python -m {name}'}
+                   for name in ('filters', 'neighbours')}}
+  facts['ensemble'] = {'crops': {'1': {
+      'members': [_member(0.75, 0.98), _member(0.76, 0.98), _member(0.77, 0.98)],
+      'ensemble': {'count': 5000, 'loss': 0.6, 'top1': 0.80, 'top5': 0.99}}}}
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert '| centre crop | 75.62% | 98.16% | 0.690 | 5000 |' in text
+  assert 'Training took 28.4 minutes' in text and '10 crops add +2.00 points' in text
+  assert '![conv1 kernels](cifar10/alexnet_filters.png)' in text
+  # One network: errors 25%, 24%, 23%, mean 24% ± 1%; the ensemble: 20%, 4 points better.
+  assert ('| 1 | 25.00% / 2.00% | 24.00% / 2.00% | 23.00% / 2.00% | 24.00% ± 1.00% | '
+          '20.00% / 1.00% | 4.00 points |') in text
+  assert 'one CNN 40.7% / 18.2%, five CNNs 38.1% / 16.4%: 2.6 points' in text
