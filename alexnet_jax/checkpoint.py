@@ -321,6 +321,9 @@ def init_from(path: str, state):
           f'{_shapes(arrays)} here; only the classifier ({"/".join(CLASSIFIERS)}) may differ.')
   logging.info('init_from %s/%d: loaded %s; re-initialised %s.', folder, step, ', '.join(loaded),
                ', '.join(fresh) or 'nothing')
+  if getattr(state, 'ema_params', None) is not None:  # the average starts where training does
+    # A copy: the train step donates the state, and one buffer cannot be donated twice.
+    return state.replace(params=params, ema_params=jax.tree.map(jax.numpy.copy, params))
   return state.replace(params=params)
 
 
@@ -336,10 +339,12 @@ def write_params_workdir(params: dict, workdir: str, config, class_ids, step: in
   from alexnet_jax import optim
   from alexnet_jax import parallel
   from alexnet_jax import train_step as step_lib
+  import ml_collections
   config = config.copy_and_resolve_references()
   if 'ema_decay' in config.optimizer:
     config.optimizer.ema_decay = 0.0
-  mesh = parallel.make_mesh(config.mesh)
+  # One device: a checkpoint restores onto any mesh, and the run's own may not fit this host.
+  mesh = parallel.make_mesh(ml_collections.ConfigDict(dict(data=1, model=1)), jax.devices()[:1])
   tx = optim.make_optimizer(config.optimizer, optim.make_schedule(
       config.optimizer, steps_per_epoch=1, total_steps=max(1, step)))
   state, specs = step_lib.create_train_state(model_lib.build(config.model), tx, mesh,

@@ -227,15 +227,17 @@ class Ensemble(Classifier):
 
 def check_members(paths_, configs, class_lists) -> None:
   """Raises EnsembleError unless the runs share their classes and evaluation image size."""
+  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top  # TF, lazily
   for path, config, names in zip(paths_[1:], configs[1:], class_lists[1:]):
     if names != class_lists[0]:
       raise EnsembleError(f'the runs of an ensemble must share their classes: {paths_[0]} has '
                           f'{len(class_lists[0])} ({", ".join(class_lists[0][:3])}, ...), {path} '
                           f'has {len(names)} ({", ".join(names[:3])}, ...); drop one of them.')
-    for key in ('image_size', 'resize_ratio'):
-      if config.data[key] != configs[0].data[key]:
+    for key, value in (('image_size', lambda c: c.data.image_size),
+                       ('resize_ratio', lambda c: data_sources.resize_ratio(c.data))):
+      if value(config) != value(configs[0]):
         raise EnsembleError(f'the runs of an ensemble must see the same images: data.{key} is '
-                            f'{configs[0].data[key]} in {paths_[0]}, {config.data[key]} in {path}.')
+                            f'{value(configs[0])} in {paths_[0]}, {value(config)} in {path}.')
 
 
 PIL_MAX_IMAGES = 16  # up to this many images, iter_predict reads them with pil_images

@@ -119,6 +119,10 @@ def check(opt_config, *, eval_every_steps: int) -> None:
                        f'one of {list(PLATEAU_METRICS)}.')
     if opt_config.patience < 1:
       raise ValueError(f'optimizer.patience={opt_config.patience}: use at least 1 evaluation.')
+    if not 0.0 < opt_config.decay_factor < 1.0 or opt_config.max_decays < 0:
+      raise ValueError(f'optimizer.decay_factor={opt_config.decay_factor} and max_decays='
+                       f'{opt_config.max_decays}: the rule multiplies the rate by a factor in (0, 1), '
+                       'at most max_decays >= 0 times (the paper: 0.1, 3).')
   ema_decay = opt_config.get('ema_decay', 0.0)
   if not 0.0 <= ema_decay < 1.0:
     raise ValueError(f'optimizer.ema_decay={ema_decay} is out of range; use 0 (off) or a decay '

@@ -74,7 +74,7 @@ def eval_image(data: bytes, *, size: int, resize_ratio: float = constants.RESIZE
       raise UnreadableImage(f'{image.format} is not one of the formats TensorFlow decodes')
     width, height = image.size
     y, x, h, w = _center_window(height, width, size, resize_ratio)
-    if image.format == 'JPEG':
+    if image.format in ('JPEG', 'MPO'):
       ratio = constants.DCT_RATIOS[sum(min(h, w) >= size * r for r in constants.DCT_RATIOS[1:])]
       # PIL takes the largest scale whose image is at least this big: libjpeg's 1/ratio scale,
       # ceil(width / ratio) x ceil(height / ratio), as TensorFlow's decode at `ratio`.

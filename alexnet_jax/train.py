@@ -68,13 +68,6 @@ def mesh_and_data(config):
   mesh = parallel.make_mesh(config.mesh)
   parallel.check_divisibility(mesh, batch_size=config.data.batch_size,
                               num_classes=config.model.num_classes, hidden=config.model.fc_width)
-  accumulate = config.optimizer.get('accumulate_steps', 1)
-  if config.data.batch_size % (mesh.devices.size * max(1, accumulate)):
-    raise parallel.MeshError(
-        f'optimizer.accumulate_steps={accumulate}: each of the {mesh.devices.size} devices holds '
-        f'{config.data.batch_size // mesh.devices.size} examples of data.batch_size='
-        f'{config.data.batch_size}, not a multiple of {accumulate}; choose accumulate_steps that '
-        'divides it.')
   info = input_pipeline.get_dataset_info(config.data, num_classes=config.model.num_classes)
   if info.num_classes != config.model.num_classes:
     raise ValueError(f'the dataset has {info.num_classes} classes but model.num_classes='
@@ -85,6 +78,13 @@ def mesh_and_data(config):
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains and evaluates as the config says; returns the last eval metrics."""
   mesh, info = mesh_and_data(config)
+  accumulate = config.optimizer.get('accumulate_steps', 1)
+  if config.data.batch_size % (mesh.devices.size * max(1, accumulate)):
+    raise parallel.MeshError(
+        f'optimizer.accumulate_steps={accumulate}: each of the {mesh.devices.size} devices holds '
+        f'{config.data.batch_size // mesh.devices.size} examples of data.batch_size='
+        f'{config.data.batch_size}, not a multiple of {accumulate}; choose accumulate_steps that '
+        'divides it.')
   steps_per_epoch, total_steps = _schedule_steps(config, info)
   schedule = optim.make_schedule(config.optimizer, steps_per_epoch=steps_per_epoch,
                                  total_steps=total_steps)
@@ -212,8 +212,10 @@ def _loop(run: _Run, state, batches, step: int, carried):
         ema_metrics = evaluate(run.eval_step, state.ema_params, run.config, run.mesh)
         eval_metrics.update({f'ema_{k}': v for k, v in ema_metrics.items() if k != 'count'})
       top1 = eval_metrics['top1']
-      state = state.replace(opt_state=optim.observe_eval(state.opt_state, eval_metrics,
-                                                         run.config.optimizer))
+      if every and step % every == 0:  # the cadence's evaluations (not an extra one at the end:
+        # a run resumed with a longer budget then takes the same decisions as one run straight)
+        state = state.replace(opt_state=optim.observe_eval(state.opt_state, eval_metrics,
+                                                           run.config.optimizer))
       run.writer.write(step, 'eval', eval_metrics)
       run.writer.image(step, 'conv1/filters', pictures.filter_grid(
           state.params['conv1']['kernel'], model_lib.build(run.config.model).option('groups')))

@@ -235,9 +235,15 @@ def alexnet(args) -> dict:
   # The tools see it as runs/cifar10_alexnet, the README's workdir: their pictures' titles and the
   # commands shown name that, not this machine's folders.
   shown = os.path.join('runs', 'cifar10_alexnet')
-  if not os.path.exists(os.path.join(REPO, shown)):
-    os.makedirs(os.path.join(REPO, 'runs'), exist_ok=True)
-    os.symlink(result.path, os.path.join(REPO, shown))
+  link = os.path.join(REPO, shown)
+  if os.path.islink(link) and os.path.realpath(link) != os.path.realpath(result.path):
+    os.remove(link)  # a link to another --root's run
+  elif os.path.exists(link) and not os.path.islink(link):
+    raise SystemExit(f'{link} is a run of its own; move it away so that {shown} can name '
+                     f'{result.path}.')
+  if not os.path.islink(link):
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    os.symlink(result.path, link)
   out = {'epochs': epochs, 'workdir': os.path.relpath(result.path, args.root),
          'train_seconds': training_seconds(result), 'final_train_top1': _full_windows(result)[-1]['top1'],
          'eval': {}, 'pictures': {}}
@@ -337,7 +343,7 @@ def main() -> None:
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)
-    else:
+    elif result or part not in facts:  # an unfinished part (--no_run) keeps what was recorded
       facts[part] = result
     _save_facts(args.docs, facts)
     print(f'wrote {_facts_path(args.docs)} ({part})', flush=True)

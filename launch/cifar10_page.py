@@ -241,13 +241,15 @@ PAPER_TABLE2 = ((40.7, 18.2), (38.1, 16.4))  # top-1 / top-5 error: 1 CNN, 5 CNN
 
 def _ensemble(facts: dict) -> list[str]:
   e = facts['ensemble']
+  first = next(iter(e['crops'].values()))['members']
   lines = ['## One network against several (the paper\'s Table 2)', '',
            'Three runs of `configs/cifar10.py` (seeds 0, 1, 2, the same recipe) and their ensemble, '
            'the mean of their softmax outputs: `python -m alexnet_jax.tools.evaluate '
            '--workdir=runs/seed0 --workdir=runs/seed1 --workdir=runs/seed2 '
            '--config.data.eval_crops=10`. Held-out top-1 / top-5 error:', '',
-           '| crops | seed 0 | seed 1 | seed 2 | one network (mean ± std) | ensemble of 3 | gain |',
-           '|---|---|---|---|---|---|---|']
+           f'| crops | {" | ".join(f"seed {s}" for s in e.get("seeds", range(len(first))))} | one '
+           f'network (mean ± std) | ensemble of {len(first)} | gain |',
+           '|---' * (len(first) + 4) + '|']
   for crops, result in sorted(e['crops'].items(), key=lambda kv: int(kv[0])):
     members = result['members']
     top1 = [1 - m['top1'] for m in members]

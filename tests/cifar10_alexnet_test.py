@@ -1,4 +1,5 @@
-"""configs/cifar10.py: the paper's AlexNet with conv1 fit for 32-px photos, on a folder of them."""
+"""configs/cifar10.py: the paper's AlexNet on CIFAR-10's photos upsampled to 64 px, on a folder of
+them; model.conv1_kernel/conv1_stride/pooled_size, the knobs that fit it to other photo sizes."""
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -69,6 +69,13 @@ def test_ensemble_through_the_cli_and_its_member_mismatch_error(sweep, tmp_path)
   del photos
 
 
+def test_ties_go_to_the_lower_class_as_the_eval_steps_top_k():
+  """A member whose log-probabilities are all equal (a dead network) ranks class 0 first."""
+  labels = np.array([0, 1, 2, 3, 0, 5, 6, 7])
+  metrics = evaluate.metrics_of(np.full((8, 8), -np.log(8.0), np.float32), labels)
+  assert metrics['top1'] == 2 / 8 and metrics['top5'] == 5 / 8  # label 0 (twice); labels 0-4
+
+
 def test_inference_load_of_several_runs_predicts_with_their_mean_probability(sweep):
   photos, workdirs = sweep
   image = os.path.join(photos, 'class1', '1.png')

@@ -113,6 +113,15 @@ def test_ema_resumes_exactly_evaluates_both_and_loads_for_inference(tmp_path):
   classifier = inference.load(straight, ema=True)
   np.testing.assert_array_equal(jax.device_get(classifier.params)['fc8']['kernel'],
                                 ema[straight]['fc8']['kernel'])
+  # A run started from this one (init_from) starts its average at the loaded parameters, not at
+  # its own random initialisation.
+  mesh, tx, model = train_parts(_ema_config())
+  fresh, _ = step_lib.create_train_state(model, tx, mesh, image_size=64, seed=1, ema=True)
+  started = checkpoint.init_from(straight, fresh)
+  for a, b, c in zip(jax.tree.leaves(jax.device_get(started.ema_params)),
+                     jax.tree.leaves(jax.device_get(started.params)), jax.tree.leaves(raw)):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, c)
 
 
 def test_turning_ema_on_at_a_resume_is_a_clear_error_that_moves_nothing(tmp_path):

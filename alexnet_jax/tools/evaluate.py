@@ -131,7 +131,9 @@ def metrics_of(logprobs_NK, labels_N) -> dict:
   """count, loss, top1, top5 of log-probabilities, as the eval step sums them."""
   rows = np.arange(len(labels_N))
   true = logprobs_NK[rows, labels_N]
-  ahead = (logprobs_NK > true[:, None]).sum(axis=1)  # classes ranked above the true one
+  # Classes ranked above the true one; a tie goes to the lower class index, as lax.top_k's.
+  lower = np.arange(logprobs_NK.shape[1])[None, :] < labels_N[:, None]
+  ahead = ((logprobs_NK > true[:, None]) | ((logprobs_NK == true[:, None]) & lower)).sum(axis=1)
   return metrics_lib.from_sums({'loss': -true.astype(np.float64).sum(),
                                 'top1': (ahead == 0).sum(), 'top5': (ahead < 5).sum(),
                                 'count': len(labels_N)})
