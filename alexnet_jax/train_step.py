@@ -31,15 +31,17 @@ class TrainState:
     return dataclasses.replace(self, **changes)
 
 
-def _flatten_state(state: TrainState):
-  names = ('step', 'params', 'opt_state') + (() if state.ema_params is None else ('ema_params',))
-  return [(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in names], len(names) == 4
+def _fields(state: TrainState) -> tuple[str, ...]:
+  return ('step', 'params', 'opt_state') + (() if state.ema_params is None else ('ema_params',))
 
 
 jax.tree_util.register_pytree_with_keys(
-    TrainState, _flatten_state, lambda has_ema, children: TrainState(*children),
-    flatten_func=lambda state: ([c for _, c in _flatten_state(state)[0]],
-                                _flatten_state(state)[1]))
+    TrainState,
+    lambda state: ([(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in _fields(state)],
+                   state.ema_params is not None),
+    lambda has_ema, children: TrainState(*children),
+    flatten_func=lambda state: ([getattr(state, n) for n in _fields(state)],
+                                state.ema_params is not None))
 
 
 def log_softmax(logits_BK, axis_name=None):
