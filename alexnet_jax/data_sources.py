@@ -2,7 +2,8 @@
 
 The one module that touches TFDS builders. A Source maps int64 example indices to encoded image
 bytes and labels inside a tf.data graph, so any order of examples can be read without a scan.
-With data.downsample, a source is read through the paper's down-sampled copy (downsample.py).
+downsample.py builds on these: with data.downsample, downsample.open_source reads a source through
+the paper's down-sampled copy.
 """
 from __future__ import annotations
 
@@ -48,17 +49,11 @@ class Source:
 
 
 def open_source(data_config, split: str) -> Source:
-  """The examples of `split` of data.name, with corrupt ones skipped or reported per data.on_corrupt."""
+  """The examples of `split` of data.name, with corrupt ones skipped or reported per data.on_corrupt
+  (the originals: data.downsample is downsample.open_source's)."""
   if data_config.name.startswith('folder:'):
-    source = folder_source(data_config.name[len('folder:'):], split, data_config)
-  else:
-    source = tfds_source(data_config, split)
-  if data_config.get('downsample'):
-    from alexnet_jax import downsample  # pylint: disable=g-import-not-at-top  # it builds on Source
-    source = downsample.downsampled_source(
-        source, side=preprocess.resize_side(data_config.image_size, resize_ratio(data_config)),
-        data_dir=data_config.data_dir)
-  return source
+    return folder_source(data_config.name[len('folder:'):], split, data_config)
+  return tfds_source(data_config, split)
 
 
 def resize_ratio(data_config) -> float:

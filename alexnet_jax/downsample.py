@@ -1,7 +1,7 @@
 """The paper's down-sampled copy of a source (section 2): shorter side to 256, central 256x256 kept.
 
 Written once as side x side JPEGs (images.bin, offsets.npy, labels.npy) and read by index like any
-Source; see downsampled_source.
+Source; see downsampled_source. open_source opens a split as data_config reads it.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 import numpy as np
 from absl import logging
 
+from alexnet_jax import data_sources
 from alexnet_jax.data_sources import DataError
 from alexnet_jax.data_sources import Source
 from alexnet_jax import preprocess
@@ -25,6 +26,15 @@ tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 DOWNSAMPLED_FOLDER = 'alexnet_jax_downsampled'  # under data_dir (or TFDS's default)
 DOWNSAMPLED_QUALITY = 95  # JPEG quality of the down-sampled copy
 DOWNSAMPLED_VERSION = 1  # of _write_downsampled: part of the copy's key
+
+
+def open_source(data_config, split: str) -> Source:
+  """data_sources.open_source, read through the down-sampled copy when data.downsample is on."""
+  source = data_sources.open_source(data_config, split)
+  if not data_config.get('downsample'):
+    return source
+  side = preprocess.resize_side(data_config.image_size, data_sources.resize_ratio(data_config))
+  return downsampled_source(source, side=side, data_dir=data_config.data_dir)
 
 
 def _write_downsampled(source: Source, side: int, folder: str) -> None:

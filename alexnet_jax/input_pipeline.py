@@ -31,6 +31,7 @@ import numpy as np
 
 from alexnet_jax.data_sources import DataError
 from alexnet_jax import data_sources
+from alexnet_jax import downsample
 from alexnet_jax import fake_imagenet
 from alexnet_jax import preprocess
 from alexnet_jax import tf_import
@@ -130,8 +131,8 @@ def get_dataset_info(data_config, *, num_classes: int) -> DatasetInfo:
                        num_train_examples=SYNTHETIC_POOL_BATCHES * data_config.batch_size,
                        num_eval_examples=SYNTHETIC_EVAL_EXAMPLES,
                        class_ids=tuple(f'class {i}' for i in range(num_classes)))
-  train = data_sources.open_source(data_config, data_config.train_split)
-  evaluation = data_sources.open_source(data_config, data_config.eval_split)
+  train = downsample.open_source(data_config, data_config.train_split)
+  evaluation = downsample.open_source(data_config, data_config.eval_split)
   return DatasetInfo(num_classes=train.num_classes, num_train_examples=train.num_examples,
                      num_eval_examples=evaluation.num_examples, class_ids=train.class_ids)
 
@@ -234,7 +235,7 @@ def create_train_iterator(data_config, *, seed: int, num_classes: int,
   data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':
     return _synthetic_train(data_config, seed, num_classes, start_step)
-  source = data_sources.open_source(data_config, data_config.train_split)
+  source = downsample.open_source(data_config, data_config.train_split)
   dataset = train_dataset(data_config, source, seed=seed, start_step=start_step)
   return _numpy_batches(dataset, f'{data_config.name} {data_config.train_split}')
 
@@ -243,7 +244,7 @@ def create_eval_iterator(data_config, *, seed: int, num_classes: int) -> Iterato
   data_config = with_fake_imagenet(data_config)
   if data_config.name == 'synthetic':  # real sources read every example once, in order: no seed
     return _synthetic_eval(data_config, seed, num_classes)
-  source = data_sources.open_source(data_config, data_config.eval_split)
+  source = downsample.open_source(data_config, data_config.eval_split)
   dataset = eval_dataset(data_config, source)
   return _numpy_batches(dataset, f'{data_config.name} {data_config.eval_split}')
 

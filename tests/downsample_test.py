@@ -1,4 +1,5 @@
 """The paper's down-sampled copy (data.downsample): written once, faithful, used by the pipeline."""
+import ast
 import io
 import os
 
@@ -40,7 +41,7 @@ def copy_folder(config):
 def test_copy_holds_the_central_square_of_every_image_with_its_label(photos):
   original = data_sources.open_source(photos, 'train')
   photos.downsample = True
-  copy = data_sources.open_source(photos, 'train')
+  copy = downsample.open_source(photos, 'train')
   assert copy.num_examples == original.num_examples == 9
   indices = np.arange(9)
   jpegs, labels = copy.records(indices)
@@ -56,27 +57,27 @@ def test_copy_holds_the_central_square_of_every_image_with_its_label(photos):
 
 def test_copy_is_written_once_and_reused(photos):
   photos.downsample = True
-  data_sources.open_source(photos, 'train')
+  downsample.open_source(photos, 'train')
   (folder,) = copy_folder(photos)
   stamp = os.path.getmtime(os.path.join(folder, 'images.bin'))
-  data_sources.open_source(photos, 'train')
+  downsample.open_source(photos, 'train')
   assert copy_folder(photos) == [folder]
   assert os.path.getmtime(os.path.join(folder, 'images.bin')) == stamp
-  data_sources.open_source(photos, 'validation')  # another split: its own copy
+  downsample.open_source(photos, 'validation')  # another split: its own copy
   assert len(copy_folder(photos)) == 2
 
 
 def test_changed_images_get_a_new_copy(photos, tmp_path):
   photos.downsample = True
-  data_sources.open_source(photos, 'train')
+  downsample.open_source(photos, 'train')
   write_folder(tmp_path / 'photos' / 'train', {'cat': 6})  # one more cat
-  assert data_sources.open_source(photos, 'train').num_examples == 10
+  assert downsample.open_source(photos, 'train').num_examples == 10
   assert len(copy_folder(photos)) == 2
 
 
 def test_damaged_copy_is_a_one_line_error(photos):
   photos.downsample = True
-  data_sources.open_source(photos, 'train')
+  downsample.open_source(photos, 'train')
   (folder,) = copy_folder(photos)
   images = os.path.join(folder, 'images.bin')
   with open(images, 'rb') as f:
@@ -84,10 +85,10 @@ def test_damaged_copy_is_a_one_line_error(photos):
   with open(images, 'wb') as f:
     f.write(data[:-100])  # truncated
   with pytest.raises(DataError, match='damaged.*delete that folder'):
-    data_sources.open_source(photos, 'train')
+    downsample.open_source(photos, 'train')
   os.remove(os.path.join(folder, 'labels.npy'))
   with pytest.raises(DataError, match='damaged.*delete that folder'):
-    data_sources.open_source(photos, 'train')
+    downsample.open_source(photos, 'train')
 
 
 def test_pipeline_crops_the_copy_without_resizing(photos):
@@ -96,7 +97,7 @@ def test_pipeline_crops_the_copy_without_resizing(photos):
   photos.flip = False
   batch = next(input_pipeline.create_train_iterator(photos, seed=0, num_classes=2))
   assert batch['image'].shape == (4, SIZE, SIZE, 3) and batch['image'].dtype == np.uint8
-  copy = data_sources.open_source(photos, 'train')
+  copy = downsample.open_source(photos, 'train')
   squares = [tf.io.decode_jpeg(j, dct_method='INTEGER_FAST').numpy().astype(int)
              for j in copy.records(np.arange(9))[0].numpy()]
   # Every training image is a size x size sub-array of some stored square (up to the JPEG
@@ -127,3 +128,30 @@ def test_copy_of_a_gs_data_dir_stays_on_the_local_disk(tmp_path):
   assert downsample.copy_root('gs://bucket/tfds') == os.path.join(home, 'alexnet_jax_downsampled')
   assert downsample.copy_root('') == os.path.join(home, 'alexnet_jax_downsampled')
   assert downsample.copy_root(str(tmp_path)) == str(tmp_path / 'alexnet_jax_downsampled')
+
+
+def _library_imports(module: str) -> set:
+  """The alexnet_jax modules that alexnet_jax/<module>.py imports, at its top or inside a function."""
+  package = os.path.dirname(downsample.__file__)
+  found = set()
+  with open(os.path.join(package, f'{module}.py')) as f:
+    for node in ast.walk(ast.parse(f.read())):
+      if isinstance(node, ast.ImportFrom) and node.module == 'alexnet_jax':
+        found.update(alias.name for alias in node.names)
+      elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith('alexnet_jax.'):
+        found.add(node.module.split('.')[1])
+      elif isinstance(node, ast.Import):
+        found.update(a.name.split('.')[1] for a in node.names if a.name.startswith('alexnet_jax.'))
+  return {m for m in found if os.path.exists(os.path.join(package, f'{m}.py'))}
+
+
+@pytest.mark.parametrize('module', ['data_sources', 'downsample'])
+def test_sources_and_their_copy_import_no_cycle(module):
+  """downsample builds on data_sources, never the other way: no module imports itself back."""
+  reached, todo = set(), list(_library_imports(module))
+  while todo:
+    name = todo.pop()
+    if name not in reached:
+      reached.add(name)
+      todo += _library_imports(name)
+  assert module not in reached

@@ -19,6 +19,7 @@ import ml_collections
 from absl import app, flags
 
 from alexnet_jax import data_sources
+from alexnet_jax import downsample
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('dataset', 'imagenet2012', "A TFDS name or 'folder:/path'.")
@@ -56,7 +57,7 @@ def prepare(dataset: str, *, manual_dir: str = '', data_dir: str = '',
   if downsample_for:
     config.update(dict(downsample=True, image_size=downsample_for))
     for split in splits:
-      start, source = time.time(), data_sources.open_source(config, split)
+      start, source = time.time(), downsample.open_source(config, split)
       print(f'{split}: down-sampled copy of {source.num_examples} images for data.image_size='
             f'{downsample_for} ready ({time.time() - start:.0f} s)')
   return corrupt
