@@ -11,6 +11,7 @@ from alexnet_jax import train
 from conftest import error_line
 from conftest import run_module
 from conftest import run_modules
+from conftest import snapshot
 from conftest import tiny_folder_config
 
 
@@ -68,7 +69,11 @@ def test_top_k_below_1_is_refused_in_one_line_not_k_minus_1_classes(trained_run)
 
 
 def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, tmp_path):
-  workdir, _ = trained_run
+  """On a copy of the session's run: evaluate appends to the run's evaluations.jsonl, and no other
+  test may see those rows (their results would depend on the order the tests ran in)."""
+  shared = snapshot(trained_run[0])
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(trained_run[0], workdir)
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     last = [r for r in map(json.loads, f) if r['split'] == 'eval'][-1]
   os.makedirs(tmp_path / 'empty')
@@ -84,13 +89,15 @@ def test_evaluate_gives_the_runs_last_eval_row_and_logs_overrides(trained_run, t
                    '--config.data.eval_crops=10')
   assert ten.returncode == 0, ten.stderr[-3000:]
   with open(os.path.join(workdir, 'evaluations.jsonl')) as f:
-    rows = [json.loads(line) for line in f][-2:]
+    rows = [json.loads(line) for line in f]
+  assert len(rows) == 2  # this test's two evaluations, and nothing another test wrote
   assert rows[0]['step'] == 6 and rows[0]['overrides'] == [] and rows[0]['top1'] == last['top1']
   assert rows[1]['step'] == 3 and rows[1]['overrides'] == ['--config.data.eval_crops=10']
   assert rows[1]['count'] == last['count']
   assert json.loads(ten.stdout.splitlines()[-1]) == {k: rows[1][k] for k in metrics}
   assert 'Did you mean "eval_crops"' in error_line(typo)
   assert 'has no config.json' in error_line(empty)
+  assert snapshot(trained_run[0]) == shared
 
 
 def test_evaluate_of_an_older_step_uses_the_config_saved_with_it(trained_run, tmp_path):
