@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from alexnet_jax import checkpoint
 from alexnet_jax import inference
 from alexnet_jax import model as model_lib
+from alexnet_jax import train
 from alexnet_jax.tools import import_torchvision as importer
 from conftest import error_line
 from conftest import run_module
@@ -32,13 +34,26 @@ def test_logits_equal_pytorchs_on_the_same_standardised_input(imported_torchvisi
 
 
 def test_imagenet_weights_get_imagenet_names_and_a_resumable_workdir(tmp_path):
-  """1000 classes: ImageNet's names. The workdir is a step-0 run that --config.init_from reads."""
+  """1000 classes: ImageNet's names. The workdir is a step-0 run: training resumes in it from the
+  imported weights (not from a fresh initialisation), on this host's 8-device mesh."""
   state = {k: v for k, v in torchvision_alexnet(num_classes=1000, width=8).state_dict().items()}
   params = importer.convert({k: v.numpy() for k, v in state.items()})
-  importer.write_workdir(params, str(tmp_path / 'run'))
-  clf = inference.load(str(tmp_path / 'run'))
+  workdir = str(tmp_path / 'run')
+  importer.write_workdir(params, workdir)
+  clf = inference.load(workdir)
   assert clf.step == 0 and clf.class_names[:2] == ['tench', 'goldfish']
   assert clf.class_ids[0] == 'n01440764' and len(clf.class_names) == 1000
+  # The run's own config, on 8 synthetic 64-px images a step: one step, then a save.
+  config = importer.imported_config(1000, 8)
+  config.update_from_flattened_dict({
+      'data.name': 'synthetic', 'data.image_size': 64, 'data.batch_size': 8, 'total_steps': 1,
+      'log_every_steps': 1, 'eval_every_steps': 0, 'checkpoint.every_steps': 1})
+  train.train_and_evaluate(config, workdir)
+  after, step, _ = checkpoint.load_params(workdir)
+  assert step == 1
+  for layer in params:  # one step away from the imported kernels; a fresh start is ~141% away
+    change = np.linalg.norm(after[layer]['kernel'] - params[layer]['kernel'])
+    assert 0 < change < 0.05 * np.linalg.norm(params[layer]['kernel']), layer
 
 
 def test_layout_errors_name_the_first_bad_key():
