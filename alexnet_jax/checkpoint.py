@@ -13,17 +13,18 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from alexnet_jax import checksums
+from alexnet_jax import errors
 from alexnet_jax import manifest
 from alexnet_jax import paths
 from alexnet_jax import workdir as workdir_lib
 from alexnet_jax.parallel import everywhere
 
-STATE, META = 'state', 'meta'  # the items of a step folder
+STATE, META = workdir_lib.STEP_STATE, 'meta'  # the items of a step folder
 CORRUPT_DIR = 'corrupt_checkpoints'  # WORKDIR/corrupt_checkpoints/<step>: steps that failed checks
 CLASSIFIERS = ('fc8', 'fc10')  # AlexNet's, the CIFAR-10 nets': init_from re-initialises it
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.Error, ValueError):
   """A checkpoint or workdir that cannot be used as asked."""
 
 
@@ -211,19 +212,12 @@ class Checkpoints:
       self._opened.close()
 
 
-def is_step_folder(path: str) -> bool:
-  """A checkpoint's step folder (WORKDIR/checkpoints/<step>, holding the saved state), not a
-  workdir that happens to be named by digits (runs/42)."""
-  path = path.rstrip('/')
-  return os.path.basename(path).isdigit() and paths.isdir(os.path.join(path, STATE))
-
-
 def _steps_of(path: str, what: str = 'init_from'):
   """(checkpoints folder, steps to try, newest first) of a workdir, checkpoints/ or step folder."""
   path = paths.absolute(path.rstrip('/'))
   if not paths.exists(path):
     raise CheckpointError(f'{what}={path}: no such workdir or checkpoint folder.')
-  if is_step_folder(path):
+  if workdir_lib.is_step_folder(path):
     return os.path.dirname(path), [int(os.path.basename(path))]
   folder = os.path.join(path, 'checkpoints')
   folder = folder if paths.isdir(folder) else path

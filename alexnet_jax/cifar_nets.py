@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alexnet_jax import errors
 from alexnet_jax import model as model_lib
 from alexnet_jax import pooling
 
@@ -99,13 +100,13 @@ class CifarNet(model_lib.Network):
   def _check(self):
     super()._check()
     if self.option('groups') != 1:
-      raise ValueError(f'model.groups={self.groups}: {self.variant} has no grouped convolutions; '
+      raise errors.ConfigError(f'model.groups={self.groups}: {self.variant} has no grouped convolutions; '
                        'set --config.model.groups=1.')
     if self.conv1_kernel or self.conv1_stride or self.pooled_size != model_lib.POOLED_SIZE:
-      raise ValueError(f'model.conv1_kernel, conv1_stride and pooled_size are AlexNet\'s; '
+      raise errors.ConfigError(f'model.conv1_kernel, conv1_stride and pooled_size are AlexNet\'s; '
                        f'{self.variant} has its own layers: leave them at their defaults.')
     if self.model_shards > 1:
-      raise ValueError(f'{self.variant} has no layer to split over the model axis; set '
+      raise errors.ConfigError(f'{self.variant} has no layer to split over the model axis; set '
                        '--config.mesh.model=1.')
 
   def _init(self, layer, fan_in):

@@ -6,6 +6,7 @@ names (folder names, TFDS names, ImageNet synsets), names what a person reads ('
 import json
 import os
 
+from alexnet_jax import errors
 from alexnet_jax import paths
 from alexnet_jax import workdir as workdir_lib
 
@@ -38,7 +39,7 @@ def write(workdir: str, ids) -> None:
                            json.dumps({'names': readable(ids), 'ids': ids}, indent=0).encode())
 
 
-class ClassesError(ValueError):
+class ClassesError(errors.Error, ValueError):
   """A run's class_names.json that cannot be used; the message names the file and the fix."""
 
 

@@ -1,4 +1,12 @@
-"""Command-line plumbing shared by main.py and the tools: one-line errors, config flag parsing."""
+"""The command-line layer of main.py and every tool: one start-up path (cli.run), the project's
+errors as one line, the flags every tool that reads a trained run shares, and one output
+convention.
+
+Output convention: stdout carries what the user asked for (a table, JSON lines, predictions), so
+that it can be piped; progress, warnings and `wrote PATH ...` lines (cli.wrote) go to stderr.
+--output always names a file; a tool that writes a run (a workdir) takes --output_workdir.
+"""
+import contextlib
 import functools
 import importlib
 import os
@@ -9,6 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from alexnet_jax import errors
 
 
 def fail(message: str) -> None:
@@ -22,6 +32,55 @@ def fail(message: str) -> None:
   except (AttributeError, OSError, ValueError):  # a stderr without a descriptor (io.StringIO)
     sys.stderr.write(line)
   sys.exit(1)
+
+
+def wrote(path: str, detail: str = '') -> None:
+  """The `wrote PATH[: detail]` line of a tool that wrote a file or folder, on stderr."""
+  print(f'wrote {path}' + (f': {detail}' if detail else ''), file=sys.stderr, flush=True)
+
+
+class OutputError(errors.Error, OSError):
+  """A tool's output could not be written (a full disk, a missing or read-only folder)."""
+
+  def __str__(self):
+    return self.strerror
+
+
+@contextlib.contextmanager
+def output(path: str, flag: str = '--output'):
+  """Raises an OSError met writing a tool's output as a one-line OutputError naming the path."""
+  try:
+    yield
+  except OSError as e:
+    if isinstance(e, errors.Error):
+      raise
+    raise OutputError(e.errno, f'cannot write {e.filename or path}: {e.strerror or e}; give a '
+                      f'{flag} in a writable folder with space.') from e
+
+
+def define_run_flags(*, several: bool = False, required: bool = True, step: bool = True) -> None:
+  """--workdir, --step and --ema: how every tool that reads a trained run names it.
+
+  several: --workdir may be repeated (an ensemble of runs); FLAGS.workdir is then a list.
+  step=False: --workdir alone (a tool that picks its own steps).
+  """
+  where = 'A trained run (or one of its checkpoints/<step> folders)'
+  if several:
+    flags.DEFINE_multi_string('workdir', None, where + '; repeat it for an ensemble of runs.')
+  else:
+    flags.DEFINE_string('workdir', None, where + '.')
+  if required:
+    flags.mark_flag_as_required('workdir')
+  if not step:
+    return
+  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
+  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
+                    'optimizer.ema_decay) instead of the parameters.')
+
+
+def step():
+  """--step as load functions take it: None (the newest good one), 'best' or a number."""
+  return parse_step(flags.FLAGS.step)
 
 
 def parse_step(text: str):
@@ -97,13 +156,26 @@ def load_config_file(name: str):
   return importlib.import_module(f'configs.{name}').get_config()
 
 
-def run(main) -> None:
-  """absl's app.run for the tools: one-line flag errors, then (after the flags, so that --help
-  answers without importing JAX) the XLA flags and the compilation cache, then main."""
+def start_jax(cache_dir: str | None = None) -> str | None:
+  """The XLA flags (before JAX initialises its backend; imports alone do not) and the persistent
+  compilation cache (default: configs/default.py's folder); returns the cache's folder."""
+  from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
+  xla_flags.apply()
+  return compile_cache.enable(cache_dir or load_config_file('default').compilation_cache_dir)
+
+
+def run(main, *, uses_jax: bool = True) -> None:
+  """absl's app.run for main.py and every tool, the one start-up path: flags parsed with one-line
+  errors; then (after the flags, so that --help answers without importing JAX) the XLA flags and
+  the compilation cache unless uses_jax=False (main.py starts them itself, from its config); then
+  main, whose errors.Error ends as one `error:` line, exit 1. Other exceptions are bugs: they keep
+  their traceback."""
 
   def start(argv):
-    from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
-    xla_flags.apply()  # before jax initialises its backend (imports alone do not)
-    compile_cache.enable(load_config_file('default').compilation_cache_dir)
-    return main(argv)
+    if uses_jax:
+      start_jax()
+    try:
+      return main(argv)
+    except errors.Error as e:
+      fail(errors.first_line(e))
   app.run(start, flags_parser=parse_flags)

@@ -7,8 +7,10 @@ import urllib.request
 
 from absl import logging
 
+from alexnet_jax import errors
 
-class UsageError(Exception):
+
+class UsageError(errors.Error):
   """A cluster set up so that it cannot run: printed as one line that names the fix."""
 
 

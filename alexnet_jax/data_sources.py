@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from absl import logging
 
+from alexnet_jax import errors
 from alexnet_jax import paths as path_layer  # not `paths`: a common local name here
 from alexnet_jax import preprocess
 from alexnet_jax import tf_import
@@ -31,7 +32,7 @@ CORRUPT_FILE = 'alexnet_jax_corrupt.json'  # written by tools/prepare beside a T
 IMAGENET_FILES = {'train': 'ILSVRC2012_img_train.tar', 'validation': 'ILSVRC2012_img_val.tar'}
 
 
-class DataError(ValueError):
+class DataError(errors.Error, ValueError):
   """Bad input data; the message is one line naming the problem and the fix."""
 
 

@@ -20,6 +20,7 @@ from absl import logging
 from PIL import Image
 
 from alexnet_jax import data_sources
+from alexnet_jax import errors
 
 SHAPES = ('disc', 'square', 'triangle', 'cross', 'ring', 'diamond', 'bars', 'frame')
 TEXTURES = ('solid', 'hstripes', 'vstripes', 'diagonal', 'checker')
@@ -121,7 +122,7 @@ def write(manual_dir: str, *, num_classes: int, train_per_class: int, val_per_cl
   """Writes ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar into manual_dir."""
   names, val_names = synsets('labels'), synsets('validation_labels')
   if not 1 <= num_classes <= len(names):
-    raise ValueError(f'--num_classes={num_classes} must be in 1..{len(names)}.')
+    raise errors.ConfigError(f'--num_classes={num_classes} must be in 1..{len(names)}.')
   os.makedirs(manual_dir, exist_ok=True)
   rng = np.random.default_rng(seed)
   with tarfile.open(os.path.join(manual_dir, 'ILSVRC2012_img_train.tar'), 'w') as outer:
@@ -156,7 +157,7 @@ def ensure_prepared(manual_dir: str, data_dir: str, *, num_classes: int = 10,
       with open(marker) as f:
         if json.load(f) == stamp:
           return
-      raise ValueError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
+      raise errors.ConfigError(f'{data_dir} holds a fake ImageNet made with other parameters ({marker}); '
                        'delete that folder or use another data_dir.')
     logging.info('Generating a fake ImageNet %s in %s.', params, manual_dir)
     write(manual_dir, **params)

@@ -8,7 +8,6 @@ Images are read as the eval pipeline reads them (shorter side to 256/224 of the 
 and go through in padded batches, split over this process's devices: one compile per batch shape.
 """
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -23,14 +22,16 @@ from jax.sharding import PartitionSpec as P
 
 from alexnet_jax import checkpoint
 from alexnet_jax import classes
+from alexnet_jax import errors
 from alexnet_jax import model as model_lib
 from alexnet_jax import paths
+from alexnet_jax import workdir as workdir_lib
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp')
 _AXIS = 'batch'
 
 
-class ImageError(ValueError):
+class ImageError(errors.Error, ValueError):
   """An input that is not a readable image; the message names it."""
 
 
@@ -76,17 +77,6 @@ def find_images(paths: Sequence[str]) -> list[str]:
     else:
       raise ImageError(f'{path}: no such file or folder.')
   return found
-
-
-def run_dir(path: str) -> str:
-  """The run's workdir for a workdir or a step folder (WORKDIR/checkpoints/<step>)."""
-  path = paths.absolute(path.rstrip('/'))
-  return os.path.dirname(os.path.dirname(path)) if checkpoint.is_step_folder(path) else path
-
-
-def read_config(path: str) -> ml_collections.ConfigDict:
-  """A run's config.json as a ConfigDict."""
-  return ml_collections.ConfigDict(json.loads(paths.read_bytes(path)))
 
 
 def _bucket(count: int, multiple: int, largest: int) -> int:
@@ -162,7 +152,7 @@ class Classifier:
     {'path', 'error'} in its place; top_k < 1 raises ValueError.
     """
     if top_k < 1:  # a negative k would slice off the last class: K-1 of them
-      raise ValueError(f'top_k={top_k}: ask for 1 or more classes per image.')
+      raise errors.ConfigError(f'top_k={top_k}: ask for 1 or more classes per image.')
     # pylint: disable=g-import-not-at-top  # TF, lazily
     from alexnet_jax import data_sources
     from alexnet_jax import input_pipeline
@@ -200,7 +190,7 @@ class Classifier:
     return list(self.iter_predict(items, top_k=top_k, skip_bad=skip_bad))
 
 
-class EnsembleError(ValueError):
+class EnsembleError(errors.Error, ValueError):
   """The runs of an ensemble do not fit together (classes, image size)."""
 
 
@@ -263,7 +253,7 @@ def load(path, step=None, *, batch_size: int = 64, ema: bool = False) -> Classif
   start = time.time()
   host_params, found, saved_config = checkpoint.load_params(path, step, ema=ema)
   config = ml_collections.ConfigDict(saved_config)
-  names, ids = classes.read(run_dir(path), config.model.num_classes)
+  names, ids = classes.read(workdir_lib.run_dir(path), config.model.num_classes)
   replicated = NamedSharding(jax.sharding.Mesh(np.array(jax.local_devices()), (_AXIS,)), P())
   params = jax.device_put(host_params, replicated)
   logging.info('Loaded %s step %d in %.1f s.', path, found, time.time() - start)

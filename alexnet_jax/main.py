@@ -7,7 +7,6 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TF's start-up chatter, before TF loads
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
@@ -45,24 +44,15 @@ def main(argv):
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
-  from alexnet_jax import xla_flags  # pylint: disable=g-import-not-at-top
-  xla_flags.apply()  # before jax initialises its backend
   from alexnet_jax import compile_cache  # pylint: disable=g-import-not-at-top
-  cache_folder = compile_cache.enable(FLAGS.config.compilation_cache_dir)
-  try:
-    cluster.initialize_distributed(
-        distributed=FLAGS.distributed, num_processes=FLAGS.num_processes,
-        coordinator_address=FLAGS.coordinator_address, process_id=FLAGS.process_id)
-  except cluster.UsageError as e:
-    cli.fail(str(e))
+  cache_folder = cli.start_jax(FLAGS.config.compilation_cache_dir)
+  cluster.initialize_distributed(
+      distributed=FLAGS.distributed, num_processes=FLAGS.num_processes,
+      coordinator_address=FLAGS.coordinator_address, process_id=FLAGS.process_id)
   from alexnet_jax import train  # pylint: disable=g-import-not-at-top
-  from alexnet_jax import workdir  # pylint: disable=g-import-not-at-top
-  try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    compile_cache.log_stats(cache_folder)
-  except (ValueError, FileNotFoundError, train.NonFiniteLossError, workdir.WriteError) as e:
-    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)  # errors.Error: one line (cli.run)
+  compile_cache.log_stats(cache_folder)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, uses_jax=False)  # the XLA flags and the cache start above, from the config

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from absl import logging
 
+from alexnet_jax import errors
 from alexnet_jax import parallel
 from alexnet_jax import paths
 from alexnet_jax import workdir as workdir_lib
@@ -24,7 +25,7 @@ from alexnet_jax import workdir as workdir_lib
 LOG = 'metrics.jsonl'  # one JSON object per line, appended; a kill leaves at most the last one torn
 
 
-class LogError(ValueError):
+class LogError(errors.Error, ValueError):
   """A damaged line before the last one of metrics.jsonl."""
 
 

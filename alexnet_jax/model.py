@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from alexnet_jax import errors
 from alexnet_jax import pooling
 
 # The paper's constants (section 3.3): k, n, alpha, beta.
@@ -219,11 +220,11 @@ class Network(nn.Module):
 
   def _check(self):
     if self.variant not in self.VARIANTS:
-      raise ValueError(f'model.variant={self.variant!r} is unknown; use one of {variants()}.')
+      raise errors.ConfigError(f'model.variant={self.variant!r} is unknown; use one of {variants()}.')
     if self.option('activation') not in ('relu', 'tanh'):
-      raise ValueError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
+      raise errors.ConfigError(f"model.activation={self.activation!r} is unknown; use 'relu' or 'tanh'.")
     if self.option('weight_init') not in INITS:
-      raise ValueError(f'model.weight_init={self.weight_init!r} is unknown; '
+      raise errors.ConfigError(f'model.weight_init={self.weight_init!r} is unknown; '
                        f'use one of {list(INITS)}.')
 
 
@@ -237,11 +238,11 @@ class AlexNet(Network):
   def _check(self):
     super()._check()
     if self.option('groups') not in (1, 2):
-      raise ValueError(f'model.groups={self.groups} is not supported; use 1 or 2.')
+      raise errors.ConfigError(f'model.groups={self.groups} is not supported; use 1 or 2.')
     for name in ('conv1_kernel', 'conv1_stride', 'pooled_size'):
       value = getattr(self, name)
       if value < (1 if name == 'pooled_size' else 0):
-        raise ValueError(f'model.{name}={value} is out of range; use a positive size (conv1_kernel '
+        raise errors.ConfigError(f'model.{name}={value} is out of range; use a positive size (conv1_kernel '
                          'and conv1_stride: 0 keeps the variant\'s 11x11 stride 4).')
 
   def _conv_init(self, bias_value, fan_in):

@@ -5,6 +5,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from alexnet_jax import errors
+
 SCHEDULES = ('step', 'cosine', 'constant', 'plateau')
 PLATEAU_METRICS = ('loss', 'top1')
 
@@ -25,7 +27,7 @@ def make_schedule(opt_config, *, steps_per_epoch: int, total_steps: int) -> opta
   elif opt_config.schedule in ('constant', 'plateau'):
     main = optax.constant_schedule(lr)
   else:
-    raise ValueError(f'optimizer.schedule={opt_config.schedule!r} is unknown; use one of '
+    raise errors.ConfigError(f'optimizer.schedule={opt_config.schedule!r} is unknown; use one of '
                      f'{list(SCHEDULES)}.')
   if warmup <= 0:
     return main
@@ -44,7 +46,7 @@ def trainable_layers(trainable: str) -> tuple[str, ...]:
   layers = tuple(name.strip() for name in trainable.split(',') if name.strip())
   unknown = [name for name in layers if name not in LAYERS]
   if unknown or not layers:
-    raise ValueError(f'optimizer.trainable={trainable!r}: use one of {sorted(TRAINABLE_PRESETS)} '
+    raise errors.ConfigError(f'optimizer.trainable={trainable!r}: use one of {sorted(TRAINABLE_PRESETS)} '
                      f'or comma-separated layers of {list(LAYERS)}.')
   return layers
 
@@ -112,23 +114,23 @@ def check(opt_config, *, eval_every_steps: int) -> None:
   """Raises ValueError naming the key to change when the optimizer keys do not fit together."""
   if opt_config.schedule == 'plateau':
     if eval_every_steps <= 0:
-      raise ValueError("optimizer.schedule='plateau' divides the learning rate at evaluations; "
+      raise errors.ConfigError("optimizer.schedule='plateau' divides the learning rate at evaluations; "
                        'set --config.eval_every_steps to a positive number of steps.')
     if opt_config.plateau_metric not in PLATEAU_METRICS:
-      raise ValueError(f'optimizer.plateau_metric={opt_config.plateau_metric!r} is unknown; use '
+      raise errors.ConfigError(f'optimizer.plateau_metric={opt_config.plateau_metric!r} is unknown; use '
                        f'one of {list(PLATEAU_METRICS)}.')
     if opt_config.patience < 1:
-      raise ValueError(f'optimizer.patience={opt_config.patience}: use at least 1 evaluation.')
+      raise errors.ConfigError(f'optimizer.patience={opt_config.patience}: use at least 1 evaluation.')
     if not 0.0 < opt_config.decay_factor < 1.0 or opt_config.max_decays < 0:
-      raise ValueError(f'optimizer.decay_factor={opt_config.decay_factor} and max_decays='
+      raise errors.ConfigError(f'optimizer.decay_factor={opt_config.decay_factor} and max_decays='
                        f'{opt_config.max_decays}: the rule multiplies the rate by a factor in (0, 1), '
                        'at most max_decays >= 0 times (the paper: 0.1, 3).')
   ema_decay = opt_config.get('ema_decay', 0.0)
   if not 0.0 <= ema_decay < 1.0:
-    raise ValueError(f'optimizer.ema_decay={ema_decay} is out of range; use 0 (off) or a decay '
+    raise errors.ConfigError(f'optimizer.ema_decay={ema_decay} is out of range; use 0 (off) or a decay '
                      'in (0, 1) such as 0.999.')
   if opt_config.get('accumulate_steps', 1) < 1:
-    raise ValueError(f'optimizer.accumulate_steps={opt_config.accumulate_steps}: use 1 (off) or '
+    raise errors.ConfigError(f'optimizer.accumulate_steps={opt_config.accumulate_steps}: use 1 (off) or '
                      'more micro-batches per step.')
 
 
@@ -156,4 +158,4 @@ def _base_optimizer(opt_config, schedule: optax.Schedule) -> optax.GradientTrans
   if opt_config.name == 'adamw':
     plateau = [scale_by_plateau()] if opt_config.schedule == 'plateau' else []
     return optax.chain(optax.adamw(schedule, weight_decay=opt_config.weight_decay), *plateau)
-  raise ValueError(f"optimizer.name={opt_config.name!r} is unknown; use 'sgd' or 'adamw'.")
+  raise errors.ConfigError(f"optimizer.name={opt_config.name!r} is unknown; use 'sgd' or 'adamw'.")

@@ -9,6 +9,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from alexnet_jax import errors
+
 DATA_AXIS = 'data'
 MODEL_AXIS = 'model'
 BATCH_AXES = (DATA_AXIS, MODEL_AXIS)  # the batch is split over every device
@@ -21,7 +23,7 @@ _MODEL_SPLIT_SPECS = {
 }
 
 
-class MeshError(ValueError):
+class MeshError(errors.Error, ValueError):
   """A mesh, batch or layer size that does not fit the devices."""
 
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from PIL import Image
 
+from alexnet_jax import errors
 from alexnet_jax import preprocess as constants  # its constants; TensorFlow stays unimported
 
 
@@ -21,7 +22,7 @@ TF_FORMATS = ('JPEG', 'MPO', 'PNG', 'BMP', 'GIF', 'WEBP')  # tf.io.decode_image'
 # (MPO: a JPEG with more pictures after the first, as phones write them; TF decodes the first)
 
 
-class UnreadableImage(ValueError):
+class UnreadableImage(errors.Error, ValueError):
   """PIL cannot read the file as an image."""
 
 

@@ -6,6 +6,7 @@ lighting offset, mean/std) runs on the device in model.standardize: 4x fewer byt
 """
 from __future__ import annotations
 
+from alexnet_jax import errors
 from alexnet_jax import tf_import
 
 tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
@@ -20,6 +21,14 @@ EIGVEC = ((-0.5675, 0.7192, 0.4009),
 INCEPTION_AREA = (0.08, 1.0)
 INCEPTION_ASPECT = (3 / 4, 4 / 3)
 DCT_RATIOS = (1, 2, 4, 8)  # libjpeg decodes at 1/2, 1/4, 1/8 scale in the DCT domain
+# EXIF orientation 1-8 -> (transpose, then flip rows, then flip columns) that turn the stored pixels
+# upright, as PIL.ImageOps.exif_transpose does (6: ROTATE_270, a quarter turn clockwise).
+ORIENTATIONS = ((False, False, False), (False, False, True), (False, True, True),
+                (False, True, False), (True, False, False), (True, False, True),
+                (True, True, True), (True, True, False))
+EXIF_SEARCH_BYTES = 65536  # the Exif APP1 segment follows SOI (or JFIF's APP0): well inside this
+ORIENTATION_TAG = 0x0112
+MAX_IFD_ENTRIES = 64  # IFD0's entries searched for the orientation tag (it is about the 10th)
 
 
 def resize_side(size: int, ratio: float = RESIZE_RATIO) -> int:
@@ -56,14 +65,70 @@ def _resize_jpeg(image_bytes, window, size: int):
   return tf.switch_case(k, [branch(r) for r in DCT_RATIOS])
 
 
+def _tiff_orientation(tiff):
+  """The orientation tag of an Exif block's IFD0 (the bytes from its TIFF header on), 1 if absent."""
+  data = tf.concat([tf.cast(tf.io.decode_raw(tiff, tf.uint8), tf.int64), [0]], 0)
+  end = tf.size(data, tf.int64) - 1
+  order = tf.strings.substr(tiff, 0, 4)
+  little = tf.equal(order, b'II*\0')
+
+  def number(pos, width: int):  # unsigned, in the block's byte order; 0 past its end
+    at = pos[..., None] + tf.range(width, dtype=tf.int64)
+    digits = tf.where(at < end, tf.gather(data, tf.clip_by_value(at, 0, end)), 0)
+    powers = tf.range(width, dtype=tf.int64) * 8
+    return tf.reduce_sum(tf.bitwise.left_shift(digits, tf.where(little, powers, powers[::-1])), -1)
+  ifd = number(tf.constant(4, tf.int64), 4)
+  index = tf.range(MAX_IFD_ENTRIES, dtype=tf.int64)
+  entry = ifd + 2 + 12 * index
+  found = ((index < number(ifd, 2)) & (number(entry, 2) == ORIENTATION_TAG) &
+           (number(entry + 2, 2) == 3))  # a SHORT
+  value = tf.reduce_max(tf.where(found, number(entry + 8, 2), 0))
+  valid = (little | tf.equal(order, b'MM\0*')) & (value >= 1) & (value <= 8)
+  return tf.where(valid, tf.cast(value, tf.int32), 1)
+
+
+def jpeg_orientation(image_bytes):
+  """A JPEG's EXIF orientation, 1-8 as PIL.ImageOps.exif_transpose reads it; 1 without one."""
+  head = tf.strings.substr(image_bytes, 0, EXIF_SEARCH_BYTES)
+  # One scan for the Exif APP1 segment's signature: a photo without one costs two byte copies.
+  start = tf.strings.length(tf.strings.split(head, 'Exif\0\0', maxsplit=1)[0])
+  found = ((start >= 4) & (start < tf.strings.length(head)) &
+           tf.equal(tf.strings.substr(image_bytes, tf.maximum(start - 4, 0), 2), b'\xff\xe1'))
+  return tf.cond(found, lambda: _tiff_orientation(tf.strings.substr(image_bytes, start + 6, 65536)),
+                 lambda: tf.constant(1))
+
+
+def _upright(image_HWC, flips):
+  """Stored pixels (a square crop of them) as the picture stands: flips are ORIENTATIONS' row."""
+  transpose, flip_rows, flip_cols = tf.unstack(flips)
+  image_HWC = tf.transpose(image_HWC, tf.where(transpose, [1, 0, 2], [0, 1, 2]))
+  return tf.reverse(image_HWC, tf.reshape(tf.where(tf.stack([flip_rows, flip_cols])), [-1]))
+
+
+def _stored_window(window, shape_hw, flips):
+  """A window [y, x, h, w] of the upright picture (shape_hw), in the stored pixels."""
+  transpose, flip_rows, flip_cols = tf.unstack(flips)
+  y, x, h, w = tf.unstack(window)
+  y = tf.where(flip_rows, shape_hw[0] - y - h, y)
+  x = tf.where(flip_cols, shape_hw[1] - x - w, x)
+  return tf.where(transpose, tf.stack([x, y, w, h]), tf.stack([y, x, h, w]))
+
+
 def decode_resized(image_bytes, window_fn, size: int):
   """Encoded image -> uint8 [size, size, 3]: the window_fn(shape_hw) = [y, x, h, w] crop, resized.
 
-  A JPEG is decoded inside the window only (its shape comes from the header); other formats
-  (PNG, BMP, GIF) are decoded once, cropped and resized with an antialiasing filter.
+  A JPEG is decoded inside the window only (its shape comes from the header) and turned upright
+  per its EXIF orientation: the window is taken of the upright picture, decoded from the stored
+  pixels, and the size x size result transposed or flipped (resizing commutes with both). Other
+  formats (PNG, BMP, GIF, WebP) are decoded once, cropped and resized with an antialiasing filter;
+  their rare EXIF orientation is not read (nor by tf.io.decode_image).
   """
   def jpeg():
-    return _resize_jpeg(image_bytes, window_fn(tf.image.extract_jpeg_shape(image_bytes)[:2]), size)
+    flips = tf.gather(tf.constant(ORIENTATIONS), jpeg_orientation(image_bytes) - 1)
+    stored_hw = tf.image.extract_jpeg_shape(image_bytes)[:2]
+    shape_hw = tf.where(flips[0], stored_hw[::-1], stored_hw)
+    window = _stored_window(window_fn(shape_hw), shape_hw, flips)
+    return _upright(_resize_jpeg(image_bytes, window, size), flips)
 
   def other():
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
@@ -133,7 +198,7 @@ def train_image(image_bytes, seed, *, size: int, crop: str = 'paper', flip: bool
   elif crop == 'inception':
     window_fn = lambda shape_hw: inception_window(shape_hw, crop_seed)
   else:
-    raise ValueError(f"data.crop={crop!r} is unknown; use 'paper' or 'inception'.")
+    raise errors.ConfigError(f"data.crop={crop!r} is unknown; use 'paper' or 'inception'.")
   image = decode_resized(image_bytes, window_fn, size)
   if flip:  # after the resize: the smallest image to mirror
     mirror = tf.random.stateless_uniform([], flip_seed) < 0.5

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from alexnet_jax import errors
 from alexnet_jax import paths
 
 CONFIG, METRICS = 'config.json', 'metrics.jsonl'
@@ -18,7 +19,7 @@ DIVERGED = 'diverged_checkpoints'  # train.py moves checkpoints here when the lo
 SEED = 'seed'
 
 
-class RunsError(ValueError):
+class RunsError(errors.Error, ValueError):
   """A folder that holds no run, or does not exist; the message names it."""
 
 

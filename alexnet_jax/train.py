@@ -14,6 +14,7 @@ from absl import logging
 from alexnet_jax import checkpoint
 from alexnet_jax import checksums
 from alexnet_jax import classes
+from alexnet_jax import errors
 from alexnet_jax import input_pipeline
 from alexnet_jax import metrics as metrics_lib
 from alexnet_jax import model as model_lib
@@ -30,7 +31,7 @@ _DIVERGED_ADVICE = ('the last good checkpoint is kept. Lower --config.optimizer.
                     'add --config.optimizer.warmup_steps.')
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(errors.Error, RuntimeError):
   """The training loss became NaN or infinite."""
 
   def __init__(self, message: str, first_bad_step: int):
@@ -70,7 +71,7 @@ def mesh_and_data(config):
                               num_classes=config.model.num_classes, hidden=config.model.fc_width)
   info = input_pipeline.get_dataset_info(config.data, num_classes=config.model.num_classes)
   if info.num_classes != config.model.num_classes:
-    raise ValueError(f'the dataset has {info.num_classes} classes but model.num_classes='
+    raise errors.ConfigError(f'the dataset has {info.num_classes} classes but model.num_classes='
                      f'{config.model.num_classes}; set --config.model.num_classes={info.num_classes}.')
   return mesh, info
 

@@ -10,19 +10,40 @@ import json
 import os
 import socket
 
+import ml_collections
 from absl import logging
 
+from alexnet_jax import errors
 from alexnet_jax import parallel
 from alexnet_jax import paths
 
 LOCK = 'lock'  # WORKDIR/lock: the host and pid of the run that holds it
+STEP_STATE = 'state'  # WORKDIR/checkpoints/<step>/state: the saved TrainState (checkpoint.py)
 
 
-class InUseError(ValueError):
+def is_step_folder(path: str) -> bool:
+  """A checkpoint's step folder (WORKDIR/checkpoints/<step>, holding the saved state), not a
+  workdir that happens to be named by digits (runs/42)."""
+  path = path.rstrip('/')
+  return os.path.basename(path).isdigit() and paths.isdir(os.path.join(path, STEP_STATE))
+
+
+def run_dir(path: str) -> str:
+  """The run's workdir for a workdir or a step folder: the one resolver every tool uses."""
+  path = paths.absolute(path.rstrip('/'))
+  return os.path.dirname(os.path.dirname(path)) if is_step_folder(path) else path
+
+
+def read_config(path: str) -> ml_collections.ConfigDict:
+  """A run's config.json as a ConfigDict."""
+  return ml_collections.ConfigDict(json.loads(paths.read_bytes(path)))
+
+
+class InUseError(errors.Error, ValueError):
   """Another live run holds the workdir."""
 
 
-class WriteError(OSError):
+class WriteError(errors.Error, OSError):
   """A write to the workdir failed: a full disk, a read-only or vanished workdir."""
 
   def __str__(self):

@@ -136,7 +136,7 @@ def figure1(root: str, docs: str) -> dict:
     best[activation] = {'lr': lr, 'grid': grid,
                         'steps': [_steps(root, p) for p in _points(activation, lr=lr)]}
   command = [sys.executable, '-m', 'alexnet_jax.tools.report', root,
-             f'--train_error={TRAIN_ERROR}', f'--output={os.path.join(docs, "figure1")}']
+             f'--train_error={TRAIN_ERROR}', f'--output_dir={os.path.join(docs, "figure1")}']
   shell(command, stdout=subprocess.DEVNULL)
   groups = runs_lib.group(runs_lib.find([root]))
   chosen = [g for g in groups for a, b in best.items()
@@ -154,7 +154,7 @@ def ablations(root: str, docs: str) -> dict:
       train(ABLATION_CONFIG, {**point, 'config.seed': seed},
             os.path.join(root, f'seed{seed}', sweep.point_name(point)))
   command = [sys.executable, '-m', 'alexnet_jax.tools.report', root,
-             f'--output={os.path.join(docs, "ablations")}']
+             f'--output_dir={os.path.join(docs, "ablations")}']
   shell(command, stdout=subprocess.DEVNULL)
   groups = runs_lib.group(runs_lib.find([root]))
   first = runs_lib.baseline(groups)

@@ -128,6 +128,9 @@ def absl_flags(relative: str) -> dict:
   under its own __main__), and absl's own."""
   source = _read(relative)
   names = {name: kind for kind, name in DEFINE.findall(source)}
+  for call in re.findall(r'cli\.define_run_flags\(([^)]*)\)', source):  # cli.py's shared flags
+    names.update({'workdir': 'string'} if 'step=False' in call else
+                 {'workdir': 'string', 'step': 'string', 'ema': 'bool'})
   for group in re.findall(r'^from alexnet_jax\.tools import ([\w, ]+)', source, re.M):
     for module in group.replace(' ', '').split(','):
       path = f'alexnet_jax/tools/{module}.py'

@@ -101,5 +101,5 @@ def test_average_writes_a_run_of_the_mean_parameters_every_tool_reads(sweep, tmp
   assert metrics['count'] == 4
   assert inference.load(output).class_names == inference.load(workdirs[0]).class_names
   again = conftest.run_modules(('alexnet_jax.tools.average', f'--workdir={workdirs[0]}',
-                                f'--output={output}'))[0]
+                                f'--output_workdir={output}'))[0]
   assert 'exists and is not empty' in conftest.error_line(again)

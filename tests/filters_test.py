@@ -51,7 +51,8 @@ def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_pat
       ('alexnet_jax.tools.filters', f'--workdir={workdir}',
        f'--output={tmp_path / "a_file" / "f.png"}'))  # a folder that is a file
   assert result.returncode == 0, result.stderr[-3000:]
-  assert 'wrote' in result.stdout and '96 kernels, step 6, 2 group(s)' in result.stdout
+  # The output convention (cli.py): stdout holds results only, the `wrote` line goes to stderr.
+  assert not result.stdout and f'wrote {output}: 96 kernels, step 6, 2 group(s)' in result.stderr
   image = np.asarray(Image.open(output).convert('RGB'))
   assert image.shape[1] >= 16 * 12 * 6 and image.shape[0] > 2 * 35 * 6  # 6 px per kernel tap
   assert len(np.unique(image.reshape(-1, 3), axis=0)) > 1000  # kernels, not a blank canvas

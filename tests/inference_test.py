@@ -13,6 +13,7 @@ import tensorflow as tf
 from alexnet_jax import checkpoint
 from alexnet_jax import classes
 from alexnet_jax import inference
+from alexnet_jax import workdir as workdir_lib
 from alexnet_jax import model as model_lib
 from alexnet_jax import preprocess
 from conftest import REPO
@@ -38,8 +39,8 @@ def test_a_workdir_named_by_digits_is_a_workdir_not_a_step_folder(trained_run, t
   """runs/42 is read as the run it is: its class names, config and evaluations.jsonl."""
   workdir = str(tmp_path / '42')
   shutil.copytree(trained_run[0], workdir)
-  assert inference.run_dir(workdir) == workdir
-  assert inference.run_dir(os.path.join(workdir, 'checkpoints', '6')) == workdir
+  assert workdir_lib.run_dir(workdir) == workdir
+  assert workdir_lib.run_dir(os.path.join(workdir, 'checkpoints', '6')) == workdir
   clf = inference.load(workdir)
   assert clf.step == 6 and clf.class_names == ['class0', 'class1', 'class2', 'class3']
 

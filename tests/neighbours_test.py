@@ -52,7 +52,7 @@ def test_neighbours_png_shows_every_query(trained_run, tmp_path):
       ('alexnet_jax.tools.neighbours', f'--workdir={workdir}', '--queries=1', '--max_train=8',
        f'--output={tmp_path / "a_file" / "x.png"}'))  # a folder that is a file
   assert result.returncode == 0, result.stderr[-3000:]
-  assert 'wrote' in result.stdout and '3 queries; features of 36 training images' in result.stdout
+  assert not result.stdout and '3 queries; features of 36 training images' in result.stderr
   assert 'features: 36/36 training images' in result.stderr
   image = np.asarray(Image.open(output).convert('RGB'))
   assert image.shape == (int((1.75 * 3 + 0.7) * 100), int((2.0 * 6 + 5.6) * 100), 3)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from alexnet_jax import inference
+from alexnet_jax import workdir as workdir_lib
 from alexnet_jax import train
 from conftest import error_line
 from conftest import run_module
@@ -108,7 +109,7 @@ def test_evaluate_of_an_older_step_uses_the_config_saved_with_it(trained_run, tm
   train.train_and_evaluate(tiny_folder_config(
       photos, os.path.join(os.path.dirname(workdir), 'tfds'),
       **{'total_steps': 9, 'model.activation': 'tanh'}), resumed)
-  assert inference.read_config(os.path.join(resumed, 'config.json')).model.activation == 'tanh'
+  assert workdir_lib.read_config(os.path.join(resumed, 'config.json')).model.activation == 'tanh'
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     at_6 = [r for r in map(json.loads, f) if r['split'] == 'eval' and r['step'] == 6][0]
   result = run_module('alexnet_jax.tools.evaluate', f'--workdir={resumed}', '--step=6')

@@ -119,7 +119,7 @@ def test_runs_are_found_at_any_depth_and_metrics_read_while_being_written(tmp_pa
 def test_cli_prints_the_table_and_fails_in_one_line(sweep, tmp_path):
   os.makedirs(tmp_path / 'empty')
   result, no_folder, no_run = run_modules(
-      ('alexnet_jax.tools.report', str(sweep), f'--output={tmp_path / "o"}', '--json'),
+      ('alexnet_jax.tools.report', str(sweep), f'--output_dir={tmp_path / "o"}', '--json'),
       ('alexnet_jax.tools.report', tmp_path / 'none'),
       ('alexnet_jax.tools.report', tmp_path / 'empty'))
   assert result.returncode == 0, result.stderr[-2000:]

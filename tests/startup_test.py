@@ -33,7 +33,7 @@ def test_synthetic_training_and_the_tools_of_a_run_never_import_tensorflow(tmp_p
   _run_blocked('alexnet_jax.main', '--config=configs/default.py', f'--workdir={workdir}',
                *tiny_flags(total_steps=2, **{'checkpoint.every_steps': 2}))
   assert list(workdir.glob('events.out.tfevents*')) and (workdir / 'checkpoints').is_dir()
-  _run_blocked('alexnet_jax.tools.report', f'--output={tmp_path / "report"}', str(workdir))
+  _run_blocked('alexnet_jax.tools.report', f'--output_dir={tmp_path / "report"}', str(workdir))
   _run_blocked('alexnet_jax.tools.filters', f'--workdir={workdir}',
                f'--output={tmp_path / "filters.png"}')
   _run_blocked('alexnet_jax.tools.export', f'--workdir={workdir}',

@@ -1,18 +1,17 @@
 """Checkpoint averaging: a new workdir whose parameters are the mean of several checkpoints of a run.
 
   python -m alexnet_jax.tools.average --workdir=runs/alexnet --steps=80000,85000,90000 \
-      --output=runs/alexnet_avg
+      --output_workdir=runs/alexnet_avg
   python -m alexnet_jax.tools.evaluate --workdir=runs/alexnet_avg --config.data.eval_crops=10
 
 --steps: the checkpoints to average (default: every one the run keeps; checkpoint.keep sets how
-many). The mean is taken in float64 and stored as float32. OUTPUT holds it as a checkpoint of the
+many). The mean is taken in float64 and stored as float32. OUTPUT_WORKDIR holds it as a checkpoint of the
 newest averaged step, with the run's config and class names: evaluate, predict, export, filters,
 neighbours read it, and init_from starts from it. The run's optimizer state is not carried over.
 """
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -27,14 +26,14 @@ with epy.lazy_imports():  # loaded at their first use: --help answers before JAX
   import jax
   from alexnet_jax import checkpoint
   from alexnet_jax import classes
-  from alexnet_jax import inference
   from alexnet_jax import paths
+  from alexnet_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 
 
 def saved_steps(workdir: str) -> list[int]:
-  folder = os.path.join(inference.run_dir(workdir), 'checkpoints')
+  folder = os.path.join(workdir_lib.run_dir(workdir), 'checkpoints')
   return sorted(int(n) for n in paths.listdir(folder) if n.isdigit()) if paths.isdir(folder) else []
 
 
@@ -53,7 +52,7 @@ def average(workdir: str, steps, output: str) -> dict:
     config = saved  # the newest step's config
   mean = jax.tree.map(lambda t: (t / len(steps)).astype(np.float32), total)
   config = ml_collections.ConfigDict(config)
-  _, ids = classes.read(inference.run_dir(workdir), config.model.num_classes)
+  _, ids = classes.read(workdir_lib.run_dir(workdir), config.model.num_classes)
   checkpoint.write_params_workdir(mean, output, config, ids, step=steps[-1])
   return {'steps': steps, 'step': steps[-1], 'params': mean}
 
@@ -62,23 +61,21 @@ def main(argv):
   cli.quiet_logs()
   if len(argv) > 1:
     cli.fail(f'unexpected arguments {argv[1:]}.')
-  if paths.exists(FLAGS.output) and paths.listdir(FLAGS.output):
-    cli.fail(f'--output={FLAGS.output} exists and is not empty: give a new folder.')
+  if paths.exists(FLAGS.output_workdir) and paths.listdir(FLAGS.output_workdir):
+    cli.fail(f'--output_workdir={FLAGS.output_workdir} exists and is not empty: give a new folder.')
   bad = [s for s in FLAGS.steps if not s.isdigit()]
   if bad:
     cli.fail(f'--steps={",".join(FLAGS.steps)}: {bad[0]!r} is not a step; give numbers, e.g. '
              f'--steps={",".join(map(str, saved_steps(FLAGS.workdir))) or "1000,2000"}.')
-  try:
-    done = average(FLAGS.workdir, [int(s) for s in FLAGS.steps], FLAGS.output)
-  except (checkpoint.CheckpointError, classes.ClassesError) as e:
-    cli.fail(str(e))
-  print(f'{FLAGS.workdir} steps {",".join(map(str, done["steps"]))} averaged -> {FLAGS.output} '
-        f'(step {done["step"]})', file=sys.stderr)
+  with cli.output(FLAGS.output_workdir, '--output_workdir'):
+    done = average(FLAGS.workdir, [int(s) for s in FLAGS.steps], FLAGS.output_workdir)
+  cli.wrote(FLAGS.output_workdir, f'the mean of {FLAGS.workdir} steps '
+            f'{",".join(map(str, done["steps"]))} (as step {done["step"]})')
 
 
 if __name__ == '__main__':
-  flags.DEFINE_string('workdir', None, 'A trained run.')
+  cli.define_run_flags(step=False)  # --steps names the steps averaged
   flags.DEFINE_list('steps', [], 'Checkpoint steps to average (default: every one it keeps).')
-  flags.DEFINE_string('output', None, 'A new folder for the averaged run.')
-  flags.mark_flags_as_required(['workdir', 'output'])
+  flags.DEFINE_string('output_workdir', None, 'A new folder for the averaged run.')
+  flags.mark_flag_as_required('output_workdir')
   cli.run(main)

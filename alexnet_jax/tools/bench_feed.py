@@ -18,7 +18,7 @@ xla_flags.apply()
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 from etils import epy
 
 from alexnet_jax import cli
@@ -97,4 +97,4 @@ def define_flags() -> None:
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

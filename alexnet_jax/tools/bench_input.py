@@ -30,11 +30,12 @@ import time
 
 import ml_collections
 import numpy as np
-from absl import app, flags
+from absl import flags
 from PIL import Image
 
 from etils import epy
 
+from alexnet_jax import cli
 from alexnet_jax import fake_imagenet
 from alexnet_jax import tf_import
 
@@ -246,4 +247,4 @@ def define_flags() -> None:
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

@@ -26,9 +26,11 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from alexnet_jax.tools import workers
+
+from alexnet_jax import cli
 
 FLAGS = flags.FLAGS
 
@@ -201,4 +203,4 @@ def main(argv):
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

@@ -31,7 +31,7 @@ import time
 import functools
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from etils import epy
 
 from alexnet_jax import cli
@@ -355,4 +355,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

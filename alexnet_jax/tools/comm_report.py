@@ -18,10 +18,11 @@ import os
 import re
 
 import numpy as np
-from absl import app
 from absl import flags
 from etils import epy
 from ml_collections import config_flags
+
+from alexnet_jax import cli
 
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
   import jax
@@ -200,4 +201,4 @@ def define_flags() -> None:
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

@@ -67,20 +67,16 @@ def define_flags(argv) -> None:
   """--workdir, --step, and --config: the run's config.json, each key overridable (evaluate applies
   the overrides to the config saved with the step it evaluates)."""
   workdir = _workdir_argument(argv)
-  flags.DEFINE_multi_string('workdir', None, 'A trained run (or one of its checkpoints/<step> '
-                            'folders); repeated: an ensemble of runs.')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
-                    'optimizer.ema_decay > 0).')
+  cli.define_run_flags(several=True, required=False)  # required: checked above, help or not
   flags.DEFINE_string('logits', '', 'Ensembles: save the members\' log-probabilities and the '
                       'labels to this .npz file.')
   if workdir is None:  # --help alone: the run's config keys come with --workdir
     return
-  path = os.path.join(inference.run_dir(workdir), 'config.json')
+  path = os.path.join(workdir_lib.run_dir(workdir), 'config.json')
   if not paths.exists(path):
     cli.fail(f'{workdir} has no config.json: give the workdir of a run (or of '
              'tools.import_torchvision).')
-  config = inference.read_config(path)
+  config = workdir_lib.read_config(path)
   cli.define_config_dict(config, argv, 'The run\'s config; override any key.')
 
 
@@ -143,10 +139,10 @@ def evaluate_ensemble(workdirs, step, overrides: dict, ema: bool = False, logits
   """{'members': [...], 'ensemble': metrics}: the mean of the runs' softmax outputs."""
   configs, names = [], []
   for workdir in workdirs:  # checked before any run is evaluated
-    config = inference.read_config(os.path.join(inference.run_dir(workdir), 'config.json'))
+    config = workdir_lib.read_config(os.path.join(workdir_lib.run_dir(workdir), 'config.json'))
     config.update_from_flattened_dict(overrides)
     configs.append(config)
-    names.append(classes.read(inference.run_dir(workdir), config.model.num_classes)[0])
+    names.append(classes.read(workdir_lib.run_dir(workdir), config.model.num_classes)[0])
   inference.check_members(list(workdirs), configs, names)
   members, logprobs, labels = [], [], None
   for workdir in workdirs:
@@ -170,27 +166,16 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}; config keys are set as --config.KEY=VALUE.')
   overrides = cli.overridden_values(FLAGS.config, sys.argv)
   if len(FLAGS.workdir) > 1:
-    try:
-      result = evaluate_ensemble(FLAGS.workdir, cli.parse_step(FLAGS.step), overrides, FLAGS.ema,
-                                 FLAGS.logits)
-    except (ValueError, FileNotFoundError) as e:  # config, data, checkpoint and member errors
-      cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    print(json.dumps(result))
+    print(json.dumps(evaluate_ensemble(FLAGS.workdir, cli.step(), overrides, FLAGS.ema,
+                                       FLAGS.logits)))
     return
   workdir = FLAGS.workdir[0]
-  try:
-    metrics, step = evaluate(workdir, cli.parse_step(FLAGS.step), overrides, FLAGS.ema)
-  except (ValueError, FileNotFoundError) as e:  # config, data and checkpoint errors
-    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  metrics, step = evaluate(workdir, cli.step(), overrides, FLAGS.ema)
   record = {'step': step, 'overrides': cli.config_overrides(sys.argv), 'time': round(time.time(), 3),
             'ema': FLAGS.ema, **metrics}
-  try:
-    workdir_lib.append_line(os.path.join(inference.run_dir(workdir), EVALUATIONS),
-                            json.dumps(record))
-  except workdir_lib.WriteError as e:
-    cli.fail(str(e))
+  workdir_lib.append_line(os.path.join(workdir_lib.run_dir(workdir), EVALUATIONS),
+                          json.dumps(record))
   print(json.dumps(metrics))
-
 
 if __name__ == '__main__':
   define_flags(sys.argv)

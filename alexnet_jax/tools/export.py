@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -30,8 +29,6 @@ from alexnet_jax import cli
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
   import jax
   import jax.numpy as jnp
-  from alexnet_jax import checkpoint
-  from alexnet_jax import classes
   from alexnet_jax import inference
   from alexnet_jax import model as model_lib
 
@@ -56,15 +53,12 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}.')
   if os.path.exists(FLAGS.output) and not FLAGS.overwrite:
     cli.fail(f'--output={FLAGS.output} exists: give another file, or pass --overwrite.')
-  try:
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), ema=FLAGS.ema)
-  except (checkpoint.CheckpointError, classes.ClassesError) as e:
-    cli.fail(str(e))
+  clf = inference.load(FLAGS.workdir, cli.step(), ema=FLAGS.ema)
   exported = export(clf, tuple(FLAGS.platforms))
   data = exported.serialize()
   classes_json = json.dumps({'names': clf.class_names, 'ids': clf.class_ids,
                              'image_size': clf.image_size, 'step': clf.step})
-  try:  # each file whole or not at all; a failed write leaves no OUTPUT.tmp behind
+  with cli.output(FLAGS.output):  # each file whole or not at all; no OUTPUT.tmp left behind
     for path, content in ((FLAGS.output, data), (FLAGS.output + '.classes.json',
                                                  classes_json.encode())):
       try:
@@ -74,21 +68,15 @@ def main(argv):
       finally:
         if os.path.exists(path + '.tmp'):
           os.remove(path + '.tmp')
-  except OSError as e:
-    cli.fail(f'cannot write {e.filename or FLAGS.output}: {e.strerror or e}; give an --output in '
-             'a writable folder with space.')
-  print(f'{FLAGS.workdir} step {clf.step} -> {FLAGS.output} ({len(data) / 2**20:.1f} MiB; '
-        f'input uint8 [b, {clf.image_size}, {clf.image_size}, 3], platforms '
-        f'{",".join(exported.platforms)})', file=sys.stderr)
+  cli.wrote(FLAGS.output, f'{FLAGS.workdir} step {clf.step}, {len(data) / 2**20:.1f} MiB; input '
+            f'uint8 [b, {clf.image_size}, {clf.image_size}, 3], platforms '
+            f'{",".join(exported.platforms)}')
 
 
 if __name__ == '__main__':
-  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
-                    'optimizer.ema_decay > 0).')
+  cli.define_run_flags()
   flags.DEFINE_string('output', None, 'The file to write.')
   flags.DEFINE_list('platforms', ['cpu', 'cuda', 'tpu'], 'Platforms to lower for (cpu, cuda, rocm, tpu): the file runs on any of them.')
   flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.')
-  flags.mark_flags_as_required(['workdir', 'output'])
+  flags.mark_flag_as_required('output')
   cli.run(main)

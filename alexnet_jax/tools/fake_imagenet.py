@@ -4,9 +4,9 @@
       --train_per_class=100 --val_per_class=10
   python -m alexnet_jax.tools.prepare --dataset=imagenet2012 --manual_dir=/tmp/fake
 """
-from absl import app
 from absl import flags
 
+from alexnet_jax import cli
 from alexnet_jax import fake_imagenet
 
 FLAGS = flags.FLAGS
@@ -29,4 +29,4 @@ if __name__ == '__main__':
   flags.DEFINE_integer('val_per_class', 10, 'Validation images: K x this many.')
   flags.DEFINE_integer('image_px', 80, 'Shorter side of the images.')
   flags.DEFINE_integer('seed', 0, 'Seed of the drawings.')
-  app.run(main)
+  cli.run(main, uses_jax=False)  # no JAX here

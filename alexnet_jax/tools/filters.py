@@ -28,12 +28,9 @@ PIXELS_PER_TAP = 6  # each kernel tap drawn as a 6x6 block: an 11x11 tile is 66 
 
 
 def define_flags() -> None:
-  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
-                    'optimizer.ema_decay > 0).')
+  cli.define_run_flags()
   flags.DEFINE_string('output', None, 'The PNG to write.')
-  flags.mark_flags_as_required(['workdir', 'output'])
+  flags.mark_flag_as_required('output')
 
 
 def draw(kernel_HWIO, groups: int, path: str, title: str) -> None:
@@ -66,23 +63,16 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}.')
   if not FLAGS.output.lower().endswith('.png'):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
-  try:
-    params, step, config = checkpoint.load_params(FLAGS.workdir, cli.parse_step(FLAGS.step),
-                                                  ema=FLAGS.ema)
-  except (checkpoint.CheckpointError, OSError) as e:
-    cli.fail(str(e).splitlines()[0])
+  params, step, config = checkpoint.load_params(FLAGS.workdir, cli.step(), ema=FLAGS.ema)
   kernel = params['conv1']['kernel']
   groups = model_lib.build(config['model']).option('groups')
   if kernel.shape[-1] % groups:
     groups = 1  # conv1 is not split when its kernel count is odd
   size = f'{kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}'
   title = f'conv1: {kernel.shape[-1]} kernels of {size}, step {step}'
-  try:  # the workdir as the user gave it: no machine's absolute path in the picture
+  with cli.output(FLAGS.output):  # the workdir as given: no machine's absolute path in the picture
     draw(kernel, groups, FLAGS.output, f'{title}\n{FLAGS.workdir}')
-  except OSError as e:
-    cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; give an --output in a writable '
-             'folder.')
-  print(f'wrote {FLAGS.output}: {kernel.shape[-1]} kernels, step {step}, {groups} group(s)')
+  cli.wrote(FLAGS.output, f'{kernel.shape[-1]} kernels, step {step}, {groups} group(s)')
 
 
 if __name__ == '__main__':

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -23,6 +22,7 @@ from absl import flags
 from etils import epy
 
 from alexnet_jax import cli
+from alexnet_jax import errors
 
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
   from alexnet_jax import classes
@@ -47,7 +47,7 @@ DENSES = {'classifier.1': 'fc6', 'classifier.4': 'fc7', 'classifier.6': 'fc8'}
 POOLED = (256, 6, 6)  # conv5's channels and the adaptive pool's map: FC6's input, NCHW in torch
 
 
-class ImportError_(ValueError):  # pylint: disable=invalid-name  # not the builtin ImportError
+class ImportError_(errors.Error, ValueError):  # pylint: disable=invalid-name  # not the builtin ImportError
   """A weights file that is not torchvision's AlexNet layout; the message names the key."""
 
 
@@ -136,14 +136,12 @@ def main(argv):
     cli.fail(f'unexpected arguments {argv[1:]}.')
   if paths.listdir(FLAGS.workdir):  # local or gs://
     cli.fail(f'--workdir={FLAGS.workdir} exists and is not empty: give a new folder.')
-  try:
-    params = convert(read_state_dict(FLAGS.weights))
-  except ImportError_ as e:
-    cli.fail(str(e))
-  write_workdir(params, FLAGS.workdir)
+  params = convert(read_state_dict(FLAGS.weights))
+  with cli.output(FLAGS.workdir, '--workdir'):
+    write_workdir(params, FLAGS.workdir)
   count = sum(x.size for layer in params.values() for x in layer.values())
-  print(f'{FLAGS.weights}: {count:,} parameters, {params["fc8"]["bias"].shape[0]} classes -> '
-        f'{FLAGS.workdir}', file=sys.stderr)
+  cli.wrote(FLAGS.workdir, f'{FLAGS.weights}, {count:,} parameters, '
+            f'{params["fc8"]["bias"].shape[0]} classes')
 
 
 if __name__ == '__main__':

@@ -21,9 +21,11 @@ import json
 import os
 import statistics
 
-from absl import app, flags
+from absl import flags
 
 from alexnet_jax.tools import benchmark, torch_nets, workers
+
+from alexnet_jax import cli
 
 FLAGS = flags.FLAGS  # --batch, --image_size, --rounds, --json, --worker: tools/benchmark's flags
 flags.DEFINE_integer('reps', 5, 'Timed forward + backward passes per layer and round.')
@@ -203,4 +205,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, uses_jax=False)  # its own XLA flags and cache, where it needs them

@@ -32,6 +32,7 @@ with epy.lazy_imports():  # loaded at their first use: --help answers before JAX
   from alexnet_jax import metrics
   from alexnet_jax import model as model_lib
   from alexnet_jax import paths
+  from alexnet_jax import workdir as workdir_lib
 
 FLAGS = flags.FLAGS
 FEATURE_LAYER = 'fc7'  # the last hidden layer: 4096 units in the paper
@@ -44,15 +45,12 @@ def define_flags(argv) -> None:
   if not workdirs and not cli.asks_for_help(argv):
     cli.fail('--workdir is required: python -m alexnet_jax.tools.neighbours --workdir=W '
              '--output=FILE.png [--queries=8]')
-  flags.DEFINE_string('workdir', None, 'A trained run (or one of its checkpoints/<step> folders).')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
-                    'optimizer.ema_decay > 0).')
+  cli.define_run_flags(required=False)  # required: checked above, help or not
   if workdirs:  # (--help alone: the run's config keys come with --workdir)
-    path = os.path.join(inference.run_dir(workdirs[-1]), 'config.json')
+    path = os.path.join(workdir_lib.run_dir(workdirs[-1]), 'config.json')
     if not paths.exists(path):
       cli.fail(f'{workdirs[-1]} has no config.json: give the workdir of a trained run.')
-    cli.define_config_dict(inference.read_config(path), argv, "The run's config; override any key.")
+    cli.define_config_dict(workdir_lib.read_config(path), argv, "The run's config; override any key.")
   flags.DEFINE_integer('queries', 8, 'Held-out images shown, one row each.')
   flags.DEFINE_integer('neighbours', 6, 'Nearest training images per query.')
   flags.DEFINE_integer('max_train', 0, 'Training images searched (0: all of the train split).')
@@ -185,31 +183,24 @@ def main(argv):
   if not FLAGS.output or not FLAGS.output.lower().endswith('.png'):
     cli.fail(f'--output={FLAGS.output}: give a .png file name.')
   config = FLAGS.config
-  try:
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), ema=FLAGS.ema)
-    data = input_pipeline.with_fake_imagenet(config.data)
-    info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
-    features = make_features(clf)
-    first = next(_batches(data, data.eval_split, config, limit=FLAGS.queries), None)
-    if first is None or not first[2].any():
-      cli.fail(f'the eval split {data.eval_split} has no images to query with.')
-    queries = first[0][first[2]], first[1][first[2]]
-    logits_QK, queries_QF = features(queries[0])
-    total = min(info.num_train_examples, FLAGS.max_train or info.num_train_examples)
-    nearest, seen, seconds = search(features, queries_QF, _batches(
-        data, data.train_split, config, FLAGS.max_train), FLAGS.neighbours, total)
-  except (ValueError, FileNotFoundError) as e:  # data, checkpoint and config errors
-    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-  try:
+  clf = inference.load(FLAGS.workdir, cli.step(), ema=FLAGS.ema)
+  data = input_pipeline.with_fake_imagenet(config.data)
+  info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
+  features = make_features(clf)
+  first = next(_batches(data, data.eval_split, config, limit=FLAGS.queries), None)
+  if first is None or not first[2].any():
+    cli.fail(f'the eval split {data.eval_split} has no images to query with.')
+  queries = first[0][first[2]], first[1][first[2]]
+  logits_QK, queries_QF = features(queries[0])
+  total = min(info.num_train_examples, FLAGS.max_train or info.num_train_examples)
+  nearest, seen, seconds = search(features, queries_QF, _batches(
+      data, data.train_split, config, FLAGS.max_train), FLAGS.neighbours, total)
+  with cli.output(FLAGS.output):
     draw(queries, logits_QK, nearest, clf.class_names, FLAGS.output,
          title=title(FLAGS.workdir, clf.step, FLAGS.neighbours, seen), dpi=FLAGS.dpi)
-  except OSError as e:
-    cli.fail(f'cannot write {FLAGS.output}: {e.strerror or e}; give an --output in a writable '
-             'folder.')
-  print(f'wrote {FLAGS.output}: {len(queries[0])} queries; features of {seen} training images in '
-        f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on {jax.local_device_count()} '
-        f'device(s).')
-
+  cli.wrote(FLAGS.output, f'{len(queries[0])} queries; features of {seen} training images in '
+            f'{seconds:.1f} s ({seen / max(seconds, 1e-9):.0f} images/s) on '
+            f'{jax.local_device_count()} device(s)')
 
 if __name__ == '__main__':
   define_flags(sys.argv)

@@ -29,20 +29,13 @@ from etils import epy
 from alexnet_jax import cli
 
 with epy.lazy_imports():  # loaded at their first use: --help answers before JAX's import
-  from alexnet_jax import checkpoint
-  from alexnet_jax import classes
   from alexnet_jax import inference
-  from alexnet_jax import input_pipeline
 
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-  flags.DEFINE_multi_string('workdir', None, 'A trained run (or one of its checkpoints/<step> '
-                            'folders); repeated: an ensemble of runs.')
-  flags.DEFINE_string('step', '', "Checkpoint step: '' the newest good one, N, or 'best'.")
-  flags.DEFINE_bool('ema', False, 'The moving average of the parameters (a run trained with '
-                    'optimizer.ema_decay > 0).')
+  cli.define_run_flags(several=True)
   flags.DEFINE_integer('top_k', 5, 'Classes shown per image (1 or more).')
   flags.register_validator('top_k', lambda k: k >= 1,
                            'give 1 or more classes per image (--top_k=1: the best one only).')
@@ -50,7 +43,6 @@ def define_flags() -> None:
   flags.DEFINE_bool('skip_bad', False, 'Warn about unreadable images and go on, instead of '
                     'stopping at the first.')
   flags.DEFINE_integer('batch_size', 64, 'Images per forward pass.')
-  flags.mark_flag_as_required('workdir')
 
 
 def _table_rows(result: dict, top_k: int) -> list[str]:
@@ -66,24 +58,19 @@ def main(argv):
   cli.quiet_logs()
   if len(argv) < 2:
     cli.fail('no images given: python -m alexnet_jax.tools.predict --workdir=W IMAGE_OR_FOLDER...')
-  try:
-    paths = inference.find_images(argv[1:])
-    if not paths:
-      cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]} (TIFF and HEIC are not read: '
-               'convert them to PNG or JPEG).')
-    clf = inference.load(FLAGS.workdir, cli.parse_step(FLAGS.step), batch_size=FLAGS.batch_size,
-                         ema=FLAGS.ema)
-    start, done = time.time(), 0
-    for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
-      if 'error' in result:
-        print(f'warning: {result["path"]} is {result["error"]}; skipped.', file=sys.stderr)
-        continue
-      done += 1
-      print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
-            flush=True)
-  except (inference.ImageError, checkpoint.CheckpointError, input_pipeline.DataError,
-          classes.ClassesError, inference.EnsembleError) as e:
-    cli.fail(str(e).splitlines()[0])
+  paths = inference.find_images(argv[1:])
+  if not paths:
+    cli.fail(f'no JPEG, PNG, BMP, GIF or WebP files in {argv[1:]} (TIFF and HEIC are not read: '
+             'convert them to PNG or JPEG).')
+  clf = inference.load(FLAGS.workdir, cli.step(), batch_size=FLAGS.batch_size, ema=FLAGS.ema)
+  start, done = time.time(), 0
+  for result in clf.iter_predict(paths, top_k=FLAGS.top_k, skip_bad=FLAGS.skip_bad):
+    if 'error' in result:
+      print(f'warning: {result["path"]} is {result["error"]}; skipped.', file=sys.stderr)
+      continue
+    done += 1
+    print(json.dumps(result) if FLAGS.json else '\n'.join(_table_rows(result, FLAGS.top_k)),
+          flush=True)
   elapsed = time.time() - start
   print(f'{done} images in {elapsed:.1f} s ({done / max(elapsed, 1e-9):.1f} images/s), '
         f'{" + ".join(FLAGS.workdir)} step {clf.step}.', file=sys.stderr)

@@ -12,12 +12,12 @@ data.on_corrupt='skip' leaves them out and 'error' names them before the first s
 data.image_size=S and data.downsample=True reads (else written on that run's first use), one per
 split as named in --splits (a slice such as 'train[:90%]' is a split of its own here).
 """
-import sys
 import time
 
 import ml_collections
-from absl import app, flags
+from absl import flags
 
+from alexnet_jax import cli
 from alexnet_jax import data_sources
 from alexnet_jax import downsample
 
@@ -64,14 +64,10 @@ def prepare(dataset: str, *, manual_dir: str = '', data_dir: str = '',
 
 
 def main(argv):
-  del argv
-  try:
-    prepare(FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
-            splits=FLAGS.splits, verify=FLAGS.verify, downsample_for=FLAGS.downsample_for)
-  except data_sources.DataError as e:
-    print(f'Error: {e}', file=sys.stderr)
-    sys.exit(1)
+  del argv  # a DataError (a missing archive, an unknown dataset) ends as one line (cli.run)
+  prepare(FLAGS.dataset, manual_dir=FLAGS.manual_dir, data_dir=FLAGS.data_dir,
+          splits=FLAGS.splits, verify=FLAGS.verify, downsample_for=FLAGS.downsample_for)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main, uses_jax=False)  # no JAX here

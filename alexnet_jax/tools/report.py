@@ -16,7 +16,6 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import app
 from absl import flags
 
 from alexnet_jax import cli
@@ -32,7 +31,7 @@ COLUMNS = (('steps', 'steps'), ('final_train_loss', 'final train loss'),
 
 
 def define_flags() -> None:
-  flags.DEFINE_string('output', None,
+  flags.DEFINE_string('output_dir', None,
                       'Folder for report.md and curves.png; default: the first DIR.')
   flags.DEFINE_float('train_error', None, 'Also report the steps to reach this training top-1 '
                      'error (e.g. 0.25, as the paper\'s Figure 1), at the log resolution.')
@@ -201,22 +200,19 @@ def main(argv):
   cli.quiet_logs()
   folders = argv[1:]
   if not folders:
-    cli.fail('no runs given: python -m alexnet_jax.tools.report DIR... [--output=OUT]')
-  output = FLAGS.output or folders[0]
-  try:
+    cli.fail('no runs given: python -m alexnet_jax.tools.report DIR... [--output_dir=OUT]')
+  output = FLAGS.output_dir or folders[0]
+  with cli.output(output, '--output_dir'):
     rows = write_report(folders, output, FLAGS.train_error,
                         command='python -m alexnet_jax.tools.report ' + ' '.join(sys.argv[1:]))
-  except runs_lib.RunsError as e:
-    cli.fail(str(e))
   if FLAGS.json:
     for row in rows:
       print(json.dumps(row))
   else:
     print(table(rows, FLAGS.train_error))
-  print(f'wrote {os.path.join(output, "report.md")} and {os.path.join(output, "curves.png")}',
-        file=sys.stderr)
+  cli.wrote(os.path.join(output, 'report.md'), f'and {os.path.join(output, "curves.png")}')
 
 
 if __name__ == '__main__':
   define_flags()
-  app.run(main, flags_parser=cli.parse_flags)
+  cli.run(main, uses_jax=False)
