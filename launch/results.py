@@ -186,6 +186,18 @@ def _cifar10_facts(docs: str):
     return json.load(f)
 
 
+def _shown(value):
+  """Facts as the page shows them: paths inside the repository relative to it (where its commands
+  run), so that no machine's absolute path gets into docs/."""
+  if isinstance(value, str):
+    return value.replace(REPO + os.sep, '')
+  if isinstance(value, dict):
+    return {k: _shown(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_shown(v) for v in value]
+  return value
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--root', default='runs/results', help='Workdirs of the runs (reused).')
@@ -223,6 +235,7 @@ def main() -> None:
   facts.update(root=args.root, minutes=(time.time() - start) / 60, load_start=load,
                load_end=os.getloadavg()[0], date=datetime.date.today().isoformat(),
                command=shlex.join(['python', 'launch/results.py'] + sys.argv[1:]))
+  facts = _shown(facts)
   with open(os.path.join(pictures_dir, 'facts.json'), 'w') as f:
     json.dump(facts, f, indent=1, default=str)
   results_page.write(facts, os.path.join(args.docs, 'results.md'), _cifar10_facts(args.docs))
