@@ -174,7 +174,8 @@ def pictures(root: str, docs: str) -> dict:
   out = {}
   for name, args in commands.items():
     result = shell([sys.executable] + args, capture_output=True, text=True)
-    out[name] = {'command': shlex.join(['python'] + args), 'said': result.stdout.strip()}
+    said = [l for l in result.stderr.splitlines() if l.startswith('wrote ')]  # cli.wrote's line
+    out[name] = {'command': shlex.join(['python'] + args), 'said': said[-1] if said else ''}
   return out
 
 

@@ -1,12 +1,16 @@
 """launch/results.py and launch/cifar10.py: a failing tool's error line reaches the user; runs
 resume and are reused."""
+import contextlib
+import io
 import os
+import subprocess
 import sys
 import time
 import types
 
 import pytest
 
+from alexnet_jax import cli
 from alexnet_jax import runs as runs_lib
 from conftest import REPO
 from conftest import TINY
@@ -111,3 +115,22 @@ def test_root_and_docs_given_from_another_directory_mean_the_same_folders_to_the
   monkeypatch.setattr(sys, 'argv', ['results.py', '--page_only', '--docs=repo/docs'])
   results.main()
   assert (repo / 'docs' / 'results.md').read_text() == page
+
+
+def test_the_pictures_facts_hold_the_line_each_tool_wrote(monkeypatch):
+  """Each picture's 'wrote PATH: ...' line as cli.wrote prints it (on stderr, after progress)."""
+  def tool(command, **kwargs):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+      print('features: 600/600 training images', file=sys.stderr)
+      cli.wrote(command[-1].split('=', 1)[1], f'drawn by {command[2]}')
+    return subprocess.CompletedProcess(command, 0, stdout='', stderr=stderr.getvalue())
+  monkeypatch.setattr(results, 'shell', tool)
+  facts = results.pictures('runs/r', 'docs/results')
+  assert facts['filters']['said'] == ('wrote docs/results/filters.png: drawn by '
+                                      'alexnet_jax.tools.filters')
+  assert facts['neighbours']['said'] == ('wrote docs/results/neighbours.png: drawn by '
+                                         'alexnet_jax.tools.neighbours')
+  assert facts['filters']['command'] == ('python -m alexnet_jax.tools.filters '
+                                         '--workdir=runs/r/ablations/seed0/baseline '
+                                         '--output=docs/results/filters.png')
