@@ -285,6 +285,138 @@ def recipe(args) -> dict:
   return out
 
 
+ABLATION_EPOCHS = 2.0
+ABLATION_SEEDS = (0, 1)
+
+
+def ablations(args) -> dict:
+  """configs/sweeps/ablations.py's points on configs/cifar10.py, ABLATION_SEEDS each, one budget of
+  ABLATION_EPOCHS (the cosine decay over it): held-out top-1 (centre crop) and training top-1."""
+  sys.path.insert(0, os.path.join(REPO, 'configs', 'sweeps'))
+  import ablations as sweep_points  # pylint: disable=g-import-not-at-top  # configs/sweeps/
+  out = {'epochs': ABLATION_EPOCHS, 'seeds': list(ABLATION_SEEDS), 'runs': {}}
+  root = os.path.join(args.root, f'ablations_{ABLATION_EPOCHS:g}ep')
+  for change in sweep_points.get_sweep():
+    for seed in ABLATION_SEEDS:
+      point = {**change, 'config.seed': seed, 'config.num_epochs': ABLATION_EPOCHS}
+      result = run(ALEXNET_CONFIG, point, root, args)
+      if result is None or not result.eval or result.last_step < int(
+          ABLATION_EPOCHS * STEPS_PER_EPOCH):
+        continue
+      name = ','.join(f'{k.removeprefix("config.")}={v}' for k, v in change.items()) or 'baseline'
+      out['runs'][f'{name},seed={seed}'] = {
+          'change': name, 'seed': seed, 'top1': result.eval[-1]['top1'],
+          'top5': result.eval[-1]['top5'], 'train_top1': _full_windows(result)[-1]['top1'],
+          'train_seconds': training_seconds(result),
+          'workdir': os.path.relpath(result.path, args.root)}
+  return out
+
+
+TRANSFER_CLASSES = ('cat', 'dog')
+TRANSFER_PER_CLASS = 500
+PRETRAIN_EPOCHS = 6.0
+SCRATCH_EPOCHS = 40.0  # of the 1,000 photos: 40,000 images, more than the fine-tuning sees
+TRANSFER_SEEDS = (0, 1, 2)
+
+
+def _link(source: str, target: str) -> None:
+  os.makedirs(os.path.dirname(target), exist_ok=True)
+  if not os.path.lexists(target):
+    os.symlink(source, target)
+
+
+def transfer_folders(data: str, root: str) -> tuple[str, str]:
+  """(eight, catdog): folders of links to the photos in data. eight/train/<class>/: every photo of
+  the 8 classes that are not cat or dog. catdog/train/{cat,dog}/: the first TRANSFER_PER_CLASS cats
+  and dogs of configs/cifar10.py's training split ('train[:90%]'); catdog/val/{cat,dog}/: every cat
+  and dog of its held-out split ('train[90%:]'), so that no held-out photo was seen in any run."""
+  sys.path.insert(0, REPO)
+  from alexnet_jax import data_sources  # pylint: disable=g-import-not-at-top
+  eight, catdog = os.path.join(root, 'eight'), os.path.join(root, 'catdog')
+  split = data_sources._folder_split  # pylint: disable=protected-access  # the runs' own split
+  names, held_in = split(data, 'train[:90%]')
+  _, held_out = split(data, 'train[90%:]')
+  taken = {name: 0 for name in TRANSFER_CLASSES}
+  for path, label in held_in:
+    name = names[label]
+    if name not in TRANSFER_CLASSES:
+      continue
+    if taken[name] < TRANSFER_PER_CLASS:
+      taken[name] += 1
+      _link(path, os.path.join(catdog, 'train', name, os.path.basename(path)))
+  for path, label in held_out:
+    if names[label] in TRANSFER_CLASSES:
+      _link(path, os.path.join(catdog, 'val', names[label], os.path.basename(path)))
+  for path, label in held_in + held_out:
+    if names[label] not in TRANSFER_CLASSES:
+      _link(path, os.path.join(eight, 'train', names[label], os.path.basename(path)))
+  return eight, catdog
+
+
+def transfer_commands(eight: str, catdog: str, pretrained: str) -> dict:
+  """{'pretrain', 'finetune', 'scratch'}: each a (config, overrides) of the cats-and-dogs runs."""
+  catdog_data = {'config.data.name': f'folder:{catdog}', 'config.data.train_split': 'train',
+                 'config.data.eval_split': 'validation', 'config.model.num_classes': 2}
+  # configs/finetune.py is torchvision's 224-px layout: the overrides make it configs/cifar10.py's
+  # network and input (the parameters' shapes must match the pretrained run's).
+  as_cifar10 = {'config.model.variant': 'paper', 'config.model.pooled_size': 1,
+                'config.data.image_size': 64, 'config.data.pca_lighting_std': 0.1}
+  return {
+      'pretrain': ('configs/cifar10.py', {'config.data.name': f'folder:{eight}',
+                                          'config.model.num_classes': 8,
+                                          'config.num_epochs': PRETRAIN_EPOCHS}),
+      'finetune': ('configs/finetune.py', {**catdog_data, **as_cifar10,
+                                           'config.init_from': pretrained}),
+      'scratch': ('configs/cifar10.py', {**catdog_data, 'config.num_epochs': SCRATCH_EPOCHS,
+                                         'config.log_every_steps': 8,
+                                         'config.optimizer.warmup_steps': 30}),
+  }
+
+
+def transfer(args) -> dict:
+  """The README's 'Classify your own photos' on real photos: AlexNet trained on the 8 classes that
+  are not cat or dog, fine-tuned with configs/finetune.py on 500 cats and 500 dogs, against the same
+  1,000 photos trained from scratch (configs/cifar10.py); both on the held-out cats and dogs."""
+  eight, catdog = transfer_folders(args.data, os.path.join(args.root, 'transfer_data'))
+  root = os.path.join(args.root, 'transfer')
+  commands = transfer_commands(eight, catdog, '')
+  config, flags_ = commands['pretrain']
+  pretrained = _run_in(config, {**flags_, 'config.seed': 0}, os.path.join(root, 'pretrain'), args)
+  out = {'per_class': TRANSFER_PER_CLASS, 'pretrain_epochs': PRETRAIN_EPOCHS,
+         'scratch_epochs': SCRATCH_EPOCHS, 'runs': {}}
+  if pretrained is None or not pretrained.finished:
+    return out
+  out['pretrain'] = {'top1': pretrained.eval[-1]['top1'], 'workdir': os.path.relpath(
+      pretrained.path, args.root), 'train_seconds': training_seconds(pretrained)}
+  commands = transfer_commands(eight, catdog, pretrained.path)
+  for kind in ('finetune', 'scratch'):
+    config, flags_ = commands[kind]
+    for seed in TRANSFER_SEEDS:
+      result = _run_in(config, {**flags_, 'config.seed': seed},
+                       os.path.join(root, f'{kind}_seed{seed}'), args)
+      if result is None or not result.finished:
+        continue
+      out['runs'][f'{kind},seed={seed}'] = {
+          'kind': kind, 'seed': seed, 'top1': result.eval[-1]['top1'],
+          'count': result.eval[-1].get('count'), 'steps': result.last_step,
+          'train_seconds': training_seconds(result),
+          'workdir': os.path.relpath(result.path, args.root),
+          'command': ' '.join(['python -m alexnet_jax.main', f'--config={config}',
+                               '--workdir=WORKDIR'] + [f'--{k}={v}' for k, v in flags_.items()
+                                                       if k != 'config.init_from'])}
+  return out
+
+
+def _run_in(config: str, flags_: dict, workdir: str, args):
+  """config with flags_ in workdir: reused when finished, resumed or started; with args.no_run,
+  what is there (None if nothing)."""
+  done = runs_lib.read(workdir) if runs_lib.is_run(workdir) else None
+  if args.no_run or (done and done.finished):
+    return done
+  results.launch(config, flags_, workdir)
+  return runs_lib.read(workdir)
+
+
 def _alexnet_run(args, seed: int, no_run: bool = False):
   from configs import cifar10  # pylint: disable=g-import-not-at-top
   epochs = cifar10.get_config().num_epochs
@@ -332,7 +464,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('parts', nargs='+',
                       choices=('figure1', 'difference', 'lrn', 'speed', 'recipe', 'alexnet',
-                               'ensemble', 'page'))
+                               'ensemble', 'ablations', 'transfer', 'page'))
   parser.add_argument('--data', default='data/cifar10', help='CIFAR-10 photos: DATA/train/<class>/.')
   parser.add_argument('--root', default='runs/cifar10', help='Workdirs of the runs (reused).')
   parser.add_argument('--docs', default='docs', help='Writes DOCS/cifar10.md and DOCS/cifar10/.')
@@ -360,7 +492,8 @@ def main() -> None:
       cifar10_page.write(_load_facts(args.docs), args.docs)
       continue
     result = {'figure1': figure1, 'difference': difference, 'lrn': lrn, 'speed': speed,
-              'recipe': recipe, 'alexnet': alexnet, 'ensemble': ensemble}[part](args)
+              'recipe': recipe, 'alexnet': alexnet, 'ensemble': ensemble,
+              'ablations': ablations, 'transfer': transfer}[part](args)
     facts = _load_facts(args.docs)  # re-read: another invocation may have written meanwhile
     if part == 'figure1':  # per activation: one invocation may run relu, another tanh
       facts.setdefault('figure1', {}).update(result)

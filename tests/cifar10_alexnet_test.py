@@ -1,14 +1,23 @@
 """configs/cifar10.py: the paper's AlexNet on CIFAR-10's photos upsampled to 64 px, on a folder of
 them; model.conv1_kernel/conv1_stride/pooled_size, the knobs that fit it to other photo sizes."""
+import os
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import conftest
+from alexnet_jax import checkpoint
+from alexnet_jax import data_sources
 from alexnet_jax import model as model_lib
 from alexnet_jax import train
 from configs import cifar10
+from configs import finetune
+
+sys.path.insert(0, os.path.join(conftest.REPO, 'launch'))
+import cifar10 as launch_cifar10  # pylint: disable=g-import-not-at-top,wrong-import-position  # launch/cifar10.py
 
 # By hand, from the layers (kernel x kernel x inputs per group x outputs + outputs):
 HAND_COUNT = {
@@ -73,13 +82,15 @@ def test_the_cifar_nets_refuse_alexnets_conv1_knobs():
         jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
 
 
-def test_cifar10_config_trains_and_evaluates_10_crops_on_a_folder_of_32px_photos(tmp_path):
-  """configs/cifar10.py's model and pipeline (32-px photos upsampled to 64), a few steps."""
-  photos = conftest.write_photos(str(tmp_path / 'photos' / 'train'), classes=4, per_class=10,
-                                 size=(32, 32))
+def test_cifar10_config_trains_and_evaluates_10_crops_then_fine_tunes_on_cats_and_dogs(tmp_path):
+  """configs/cifar10.py's model and pipeline (32-px photos upsampled to 64), a few steps; then
+  launch/cifar10.py's cats-and-dogs flow: configs/finetune.py with its overrides, from that run."""
+  photos = str(tmp_path / 'photos')
+  conftest.write_photos(os.path.join(photos, 'train'), classes={
+      'airplane': 10, 'cat': 10, 'dog': 10, 'frog': 10}, size=(32, 32))
   config = cifar10.get_config()
   config.update_from_flattened_dict({
-      'data.name': f'folder:{tmp_path / "photos"}', 'data.data_dir': str(tmp_path / 'tfds'),
+      'data.name': f'folder:{photos}', 'data.data_dir': str(tmp_path / 'tfds'),
       'model.num_classes': 4, 'data.batch_size': 8, 'total_steps': 2, 'log_every_steps': 1,
       'data.eval_crops': 10, 'optimizer.warmup_steps': 2})
   metrics = train.train_and_evaluate(config, str(tmp_path / 'run'))
@@ -87,4 +98,26 @@ def test_cifar10_config_trains_and_evaluates_10_crops_on_a_folder_of_32px_photos
   assert np.isfinite(metrics['loss']) and 0 <= metrics['top1'] <= 1
   records = conftest.metrics_records(str(tmp_path / 'run'))
   assert [r['step'] for r in records if r['split'] == 'train'] == [1, 2]
-  del photos
+
+  # The cats and dogs: train/ from the run's training split, val/ its held-out photos, no overlap.
+  eight, catdog = launch_cifar10.transfer_folders(photos, str(tmp_path / 'derived'))
+  _, files = data_sources._folder_split(photos, 'train[90%:]')  # pylint: disable=protected-access
+  held_out = {os.path.realpath(p) for p, _ in files}
+  listed = lambda split: {os.path.realpath(os.path.join(catdog, split, c, f))
+                          for c in ('cat', 'dog') for f in os.listdir(os.path.join(catdog, split, c))}
+  assert listed('val') == {p for p in held_out if os.path.basename(os.path.dirname(p)) in
+                           ('cat', 'dog')}
+  assert len(listed('train')) == 20 - len(listed('val')) and not listed('train') & held_out
+  assert sorted(os.listdir(os.path.join(eight, 'train'))) == ['airplane', 'frog']
+  tuned = finetune.get_config()
+  _, overrides = launch_cifar10.transfer_commands(eight, catdog, str(tmp_path / 'run'))['finetune']
+  tuned.update_from_flattened_dict({k.removeprefix('config.'): v for k, v in overrides.items()})
+  tuned.update_from_flattened_dict({'data.data_dir': str(tmp_path / 'tfds'), 'data.batch_size': 8,
+                                    'total_steps': 2, 'log_every_steps': 1, 'eval_every_steps': 0})
+  metrics = train.train_and_evaluate(tuned, str(tmp_path / 'tuned'))
+  assert metrics['count'] == len(listed('val'))
+  pretrained, _, _ = checkpoint.load_params(str(tmp_path / 'run'))
+  params, _, _ = checkpoint.load_params(str(tmp_path / 'tuned'))
+  # Only the classifier trains (configs/finetune.py): conv1 is the pretrained run's; FC8 is new.
+  np.testing.assert_array_equal(params['conv1']['kernel'], pretrained['conv1']['kernel'])
+  assert params['fc8']['kernel'].shape == (4096, 2)
