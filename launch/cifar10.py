@@ -401,8 +401,10 @@ def transfer(args) -> dict:
           'count': result.eval[-1].get('count'), 'steps': result.last_step,
           'train_seconds': training_seconds(result),
           'workdir': os.path.relpath(result.path, args.root),
+          # as a user types it: the folders as CATDOG (train/{cat,dog}/, val/{cat,dog}/)
           'command': ' '.join(['python -m alexnet_jax.main', f'--config={config}',
-                               '--workdir=WORKDIR'] + [f'--{k}={v}' for k, v in flags_.items()
+                               '--workdir=WORKDIR'] + [f'--{k}={v}'.replace(catdog, 'CATDOG')
+                                                       for k, v in flags_.items()
                                                        if k != 'config.init_from'])}
   return out
 

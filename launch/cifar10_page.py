@@ -286,12 +286,118 @@ def _alexnet(facts: dict) -> list[str]:
     lines += [facts['alexnet_note'], '']
   if facts.get('alexnet_choice'):
     lines += _alexnet_choice(facts)
+  if facts.get('recipe', {}).get('runs'):
+    lines += _recipe(facts)
   return lines + [
       '### What it learned (the paper\'s Figures 3 and 4)', '',
       f'![conv1 kernels](cifar10/{os.path.basename(a["pictures"]["filters"]["path"])})', '',
       f'`{a["pictures"]["filters"]["command"]}`', '',
       f'![FC7 nearest neighbours](cifar10/{os.path.basename(a["pictures"]["neighbours"]["path"])})',
       '', f'`{a["pictures"]["neighbours"]["command"]}`', '']
+
+
+def _recipe(facts: dict) -> list[str]:
+  r = facts['recipe']
+  lines = ['### The learning rate and dropout, measured', '',
+           f'`configs/cifar10.py` at seed 0 for {r["epochs"]:g} epochs (the cosine decay over those), '
+           'a 2x2 grid: `python launch/cifar10.py --data=data/cifar10 recipe`.', '',
+           '| learning rate | dropout | held-out top-1 | training top-1 (last 50 steps) |',
+           '|---:|---:|---:|---:|']
+  for run in sorted(r['runs'].values(), key=lambda x: (-x['dropout'], x['lr'])):
+    lines.append(f'| {run["lr"]} | {run["dropout"]} | {run["top1"]:.2%} | '
+                 f'{run["train_top1"]:.2%} |')
+  if facts.get('recipe_note'):
+    lines += ['', facts['recipe_note']]
+  return lines + ['']
+
+
+# The paper's ImageNet figures beside each point of configs/sweeps/ablations.py (Krizhevsky et al.
+# 2012; the section in brackets).
+PAPER_ABLATIONS = {
+    'model.lrn=False': 'no LRN: +1.4 / +1.2 points of top-1 / top-5 error (3.3)',
+    'model.overlap_pool=False': 'pooling 2/2, not 3/2: +0.4 / +0.3 (3.4)',
+    'model.groups=1': 'one GPU with half the kernels: +1.7 / +1.2 (3.2; here all the kernels)',
+    'model.dropout_rate=0.0': 'no dropout: substantial overfitting; dropout doubles the '
+                              'iterations to converge (4.2)',
+    'model.activation=tanh': 'tanh: several times slower to train (Figure 1)',
+    'data.pca_lighting_std=0.0': 'no PCA lighting: over 1 point more top-1 error (4.1)',
+    'data.flip=False': 'no crops and flips: substantial overfitting (4.1; no figure for flips)',
+}
+
+
+def _ablations(facts: dict) -> list[str]:
+  a = facts['ablations']
+  by_change = {}
+  for run in a['runs'].values():
+    by_change.setdefault(run['change'], []).append(run)
+  if 'baseline' not in by_change:
+    return []
+  errors = lambda runs: [1 - r['top1'] for r in runs]
+  base = errors(by_change['baseline'])
+  base_mean, base_std = _mean_std(base)
+  lines = ['## The paper\'s ablations on real photos', '',
+           f'`configs/sweeps/ablations.py`\'s points on `configs/cifar10.py`, seeds '
+           f'{", ".join(map(str, a["seeds"]))}, each run {a["epochs"]:g} epochs (the cosine decay '
+           'over them): `python launch/cifar10.py --data=data/cifar10 ablations`. Held-out top-1 '
+           'error (centre crop), mean ± std over the seeds:', '',
+           '| change | the paper (ImageNet) | held-out top-1 error | change (points) | beyond the '
+           'seed spread? | training top-1 |', '|---|---|---:|---:|---|---:|',
+           f'| none (baseline) | | {base_mean:.2%} ± {base_std:.2%} | | | '
+           f'{statistics.mean(r["train_top1"] for r in by_change["baseline"]):.2%} |']
+  for change, runs in by_change.items():
+    if change == 'baseline':
+      continue
+    mine = errors(runs)
+    mean, std = _mean_std(mine)
+    beyond = ('yes: above every baseline seed' if min(mine) > max(base) else
+              'yes: below every baseline seed' if max(mine) < min(base) else 'no')
+    lines.append(f'| `{change}` | {PAPER_ABLATIONS.get(change, "")} | {mean:.2%} ± {std:.2%} | '
+                 f'{(mean - base_mean) * 100:+.2f} | {beyond} | '
+                 f'{statistics.mean(r["train_top1"] for r in runs):.2%} |')
+  lines += ['', f'What {a["epochs"]:g} epochs can show: the paper\'s figures are after about 90 '
+            'epochs, where each change\'s cost in held-out error has settled. A short budget '
+            'measures how fast each network learns as much as where it ends: dropout and the '
+            'augmentations, which regularize, cost accuracy early and pay later; changes that slow '
+            'learning (tanh) show larger here than at the end.']
+  if facts.get('ablations_note'):
+    lines += ['', facts['ablations_note']]
+  return lines + ['']
+
+
+def _transfer(facts: dict) -> list[str]:
+  t = facts['transfer']
+  runs = t.get('runs', {})
+  kinds = {kind: [r for r in runs.values() if r['kind'] == kind] for kind in ('finetune', 'scratch')}
+  if not all(kinds.values()) or 'pretrain' not in t:
+    return []
+  lines = ['## Cats against dogs, as the README\'s "Classify your own photos"', '',
+           f'AlexNet (`configs/cifar10.py`) trained {t["pretrain_epochs"]:g} epochs on the 8 '
+           f'CIFAR-10 classes that are neither cat nor dog (held-out top-1 '
+           f'{t["pretrain"]["top1"]:.2%} on those 8), then fine-tuned with `configs/finetune.py` '
+           f'on {t["per_class"]} cats and {t["per_class"]} dogs; against the same 1,000 photos '
+           f'trained from scratch with `configs/cifar10.py` ({t["scratch_epochs"]:g} epochs of them). '
+           'Both on the same held-out cats and dogs (the 5,000 held-out photos\' cats and dogs, '
+           'never seen by any of these runs): `python launch/cifar10.py --data=data/cifar10 '
+           'transfer`.', '', '| start | seeds: held-out top-1 | mean ± std | photos | steps |',
+           '|---|---|---:|---:|---:|']
+  names = {'finetune': 'fine-tuned from the 8-class run', 'scratch': 'from scratch'}
+  for kind, members in kinds.items():
+    members = sorted(members, key=lambda r: r['seed'])
+    mean, std = _mean_std([r['top1'] for r in members])
+    seeds = ', '.join(f'{r["seed"]}: {r["top1"]:.2%}' for r in members)
+    lines.append(f'| {names[kind]} | {seeds} | {mean:.2%} ± {std:.2%} | {members[0]["count"]} | '
+                 f'{members[0]["steps"]} |')
+  lines += ['', 'The commands: CATDOG holds train/cat/, train/dog/, val/cat/ and val/dog/ (the '
+            'transfer part links them from data/cifar10), PRETRAINED is the 8-class run\'s workdir:',
+            '']
+  for kind in ('finetune', 'scratch'):
+    command = kinds[kind][0]['command']
+    if kind == 'finetune':
+      command += ' --config.init_from=PRETRAINED'
+    lines += [f'- {names[kind]}: `{command}`']
+  if facts.get('transfer_note'):
+    lines += ['', facts['transfer_note']]
+  return lines + ['']
 
 
 def write(facts: dict, docs: str) -> str:
@@ -318,6 +424,10 @@ def write(facts: dict, docs: str) -> str:
     lines += _alexnet(facts)
   if facts.get('ensemble'):
     lines += _ensemble(facts)
+  if facts.get('ablations', {}).get('runs'):
+    lines += _ablations(facts)
+  if facts.get('transfer', {}).get('runs'):
+    lines += _transfer(facts)
   path = os.path.join(docs, 'cifar10.md')
   with open(path, 'w') as f:
     f.write('\n'.join(lines))

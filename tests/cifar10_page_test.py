@@ -95,3 +95,39 @@ def test_the_alexnet_and_ensemble_sections_state_their_numbers(tmp_path):
   assert ('| 1 | 25.00% / 2.00% | 24.00% / 2.00% | 23.00% / 2.00% | 24.00% ± 1.00% | '
           '20.00% / 1.00% | 4.00 points |') in text
   assert 'one CNN 40.7% / 18.2%, five CNNs 38.1% / 16.4%: 2.6 points' in text
+
+
+def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
+  """Each number of the made-up facts lands in its row; the ablation verdicts follow the seeds."""
+  facts = {
+      'recipe': {'epochs': 3.0, 'runs': {
+          'a': {'lr': 0.01, 'dropout': 0.5, 'top1': 0.6012, 'train_top1': 0.55},
+          'b': {'lr': 0.02, 'dropout': 0.0, 'top1': 0.6543, 'train_top1': 0.7}}},
+      'ablations': {'epochs': 2.0, 'seeds': [0, 1], 'runs': {
+          f'{change},seed={seed}': {'change': change, 'seed': seed, 'top1': top1 + 0.01 * seed,
+                                    'train_top1': 0.5}
+          for change, top1 in (('baseline', 0.55), ('model.lrn=False', 0.52),
+                               ('data.flip=False', 0.555)) for seed in (0, 1)}},
+      'transfer': {'per_class': 500, 'pretrain_epochs': 6.0, 'scratch_epochs': 40.0,
+                   'pretrain': {'top1': 0.8}, 'runs': {
+                       f'{kind},seed={seed}': {
+                           'kind': kind, 'seed': seed, 'top1': top1 + 0.001 * seed, 'count': 985,
+                           'steps': 310, 'command': f'python -m alexnet_jax.main --config={kind}'}
+                       for kind, top1 in (('finetune', 0.8), ('scratch', 0.65))
+                       for seed in (0, 1, 2)}},
+  }
+  # An AlexNet section is needed for the recipe's subsection; take the page's own.
+  facts['alexnet'] = {'eval': {'1': {'top1': 0.75, 'top5': 0.98, 'loss': 0.7, 'count': 5000},
+                               '10': {'top1': 0.77, 'top5': 0.98, 'loss': 0.65, 'count': 5000}},
+                      'epochs': 12.0, 'train_seconds': 1700.0, 'final_train_top1': 0.76,
+                      'pictures': {'filters': {'path': 'cifar10/f.png', 'command': 'f'},
+                                   'neighbours': {'path': 'cifar10/n.png', 'command': 'n'}}}
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert '| 0.02 | 0.0 | 65.43% | 70.00% |' in text
+  # baseline errors 45%, 44%; no LRN 48%, 47% (above both); no flips 44.5%, 43.5% (overlapping)
+  assert '| none (baseline) | | 44.50% ± 0.71% |' in text
+  assert '| `model.lrn=False` | no LRN: +1.4' in text and '| +3.00 | yes: above every baseline' in text
+  assert '| `data.flip=False` |' in text and '| 44.00% ± 0.71% | -0.50 | no |' in text
+  assert '| fine-tuned from the 8-class run | 0: 80.00%, 1: 80.10%, 2: 80.20% | 80.10% ± 0.10% |' in text
+  assert '| from scratch | 0: 65.00%, 1: 65.10%, 2: 65.20% | 65.10% ± 0.10% | 985 | 310 |' in text
+  assert '--config=finetune --config.init_from=PRETRAINED' in text
