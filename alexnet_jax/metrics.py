@@ -1,9 +1,10 @@
 """Metrics: averaging, the workdir's metrics.jsonl and TensorBoard events, the progress line.
 
-On a gs:// workdir the events are written to a local folder and uploaded after each write: TF's
-own GCS layer does not read STORAGE_EMULATOR_HOST (nor epath's credentials). The events are written
-without TensorFlow (tensorboard's own record writer and protos), so training on synthetic data never
-imports it.
+On a gs:// workdir the events are written to a local folder and their new bytes uploaded after each
+write: TF's own GCS layer does not read STORAGE_EMULATOR_HOST (nor epath's credentials). There each
+log point sends only its own line and events (paths.Appender: GCS has no append), so a 90-epoch run
+sends as much per point at its end as at its start. The events are written without TensorFlow
+(tensorboard's own record writer and protos), so training on synthetic data never imports it.
 """
 import io
 import json
@@ -97,8 +98,8 @@ class EventsFile:
     import tensorboard.compat.proto.types_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
     self._pb = tensorboard.compat.proto  # imported at the first writer, not with this module
-    name = f'events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.0.v2'
-    self._records = RecordWriter(open(os.path.join(folder, name), 'wb'))  # pylint: disable=consider-using-with
+    self.name = f'events.out.tfevents.{time.time():.0f}.{socket.gethostname()}.{os.getpid()}.0.v2'
+    self._records = RecordWriter(open(os.path.join(folder, self.name), 'wb'))  # pylint: disable=consider-using-with
     self._write(self._pb.event_pb2.Event(wall_time=time.time(), file_version='brain.Event:2'))
 
   def _write(self, event) -> None:
@@ -148,6 +149,10 @@ class Writer:
       if paths.is_remote(workdir):
         self._events = tempfile.mkdtemp(prefix='alexnet_jax_events_')
       self._summary = EventsFile(self._events or workdir)
+      if self._events is not None:  # the log and the events file, appended without a rewrite
+        self._log = paths.Appender(self._path)
+        self._events_log = paths.Appender(os.path.join(workdir, self._summary.name))
+        self._events_sent = 0  # bytes of the local events file appended there
 
   def truncate_after(self, step: int) -> None:
     """Drops points logged after `step` (by a run that died before its next checkpoint)."""
@@ -158,7 +163,8 @@ class Writer:
       logging.warning('%s: dropped its torn last line (%d), left by a run killed while writing it.',
                       self._path, torn)
     kept = [line + b'\n' for line in lines if json.loads(line)['step'] <= step]
-    workdir_lib.write_atomic(self._path, b''.join(kept))
+    if torn or len(kept) < len(lines):  # else as it is: on GCS a rewrite sends the whole log
+      workdir_lib.write_atomic(self._path, b''.join(kept))
 
   def sync(self) -> None:
     """Puts the lines written so far on the disk (before a checkpoint that follows them)."""
@@ -169,7 +175,11 @@ class Writer:
     if not self.enabled:
       return
     record = {'step': int(step), 'split': split, 'time': round(time.time(), 3), **values}
-    workdir_lib.append_line(self._path, json.dumps(record))
+    if self._events is None:
+      workdir_lib.append_line(self._path, json.dumps(record))
+    else:
+      with workdir_lib.writing(self._path):
+        self._log.append((json.dumps(record) + '\n').encode())
     for name, value in values.items():
       self._summary.scalar(step, f'{split}/{name}', value)
     self._summary.flush()
@@ -184,14 +194,22 @@ class Writer:
       self._upload()
 
   def _upload(self) -> None:
-    """Copies the local events file(s) of a gs:// workdir there (each is this writer's own)."""
+    """Appends the events written since the last upload to a gs:// workdir's events file."""
     if self._events is not None:
-      with workdir_lib.writing(self._workdir):
-        paths.copy_folder(self._events, self._workdir)
+      with open(os.path.join(self._events, self._summary.name), 'rb') as f:
+        f.seek(self._events_sent)
+        new = f.read()
+      if new:
+        with workdir_lib.writing(self._events_log.path):
+          self._events_log.append(new)
+        self._events_sent += len(new)
 
   def close(self) -> None:
     if self._summary is not None:
       self._summary.close()
       self._upload()
       if self._events is not None:
+        with workdir_lib.writing(self._workdir):
+          self._log.close()
+          self._events_log.close()
         shutil.rmtree(self._events, ignore_errors=True)

@@ -5,6 +5,7 @@ Two switches are set here, before epath or gcsfs first read them (an explicit va
 EPATH_USE_TF=false (else epath sends gs:// through tf.io.gfile, which ignores STORAGE_EMULATOR_HOST)
 and GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false (else gcsfs probes each bucket's type over gRPC first).
 """
+import hashlib
 import os
 import shutil
 
@@ -98,6 +99,42 @@ def open_file(path: str, mode: str = 'rb'):
 def write_bytes(path: str, data: bytes) -> None:
   """Writes a whole file (on GCS one upload: an object is replaced whole or not at all)."""
   epath.Path(path).write_bytes(data)
+
+
+class Appender:
+  """Appends to one file: on a local disk a plain append; on GCS, which has no append, each call
+  uploads only the bytes added, as an object of their own (the tail), and composes the file from
+  itself and the tail on the server. The bytes sent are the ones added whatever the file's size, and
+  a kill leaves the file as it was before or after the call."""
+
+  def __init__(self, path: str):
+    self.path = path
+    folder, name = os.fspath(path).rsplit('/', 1)
+    # Named after a digest, not the file: TensorBoard reads any name holding 'tfevents' as events.
+    self._tail = f'{folder}/.append-{hashlib.sha1(name.encode()).hexdigest()[:16]}'
+    self._exists = None  # on GCS: whether the file exists (asked once), then kept here
+    self._tail_written = False
+
+  def append(self, data: bytes) -> None:
+    if not is_remote(self.path):
+      with open(self.path, 'ab') as f:
+        f.write(data)
+      return
+    if self._exists is None:
+      self._exists = exists(self.path)
+    if not self._exists:
+      write_bytes(self.path, data)
+      self._exists = True
+      return
+    write_bytes(self._tail, data)
+    self._tail_written = True
+    _fs(self.path).merge(self.path, [self.path, self._tail])  # GCS compose: no data sent again
+
+  def close(self) -> None:
+    """Removes the tail object (kept between calls: one request fewer per append)."""
+    if self._tail_written:
+      _fs(self._tail).rm(self._tail)
+      self._tail_written = False
 
 
 def makedirs(path: str) -> None:

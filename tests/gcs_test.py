@@ -1,14 +1,20 @@
 """A run on a gs:// workdir, for real, against a local Cloud Storage emulator (gcp-storage-emulator,
 a subprocess on a free port): trained, killed with -9, resumed bit-exactly, read by the tools
-(predict, evaluate, report).
+(predict, evaluate, report); what its log points send.
 
 paths.py (the path layer) has its tests here; they need the emulator and are skipped without it.
 """
 import json
 import os
 import signal
+import struct
+import urllib.request
 
+import numpy as np
+
+from alexnet_jax import metrics
 from alexnet_jax import paths
+from alexnet_jax import runs
 from conftest import GCS_BUCKET as BUCKET
 from conftest import finish
 from conftest import folder_run_command
@@ -110,3 +116,57 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, folde
   assert row['final_top1'] == [last_eval['top1'], 0.0, 1]
   assert paths.read_bytes(f'gs://{BUCKET}/curves.png').startswith(b'\x89PNG')
   assert paths.exists(f'gs://{BUCKET}/report.md')
+
+
+def _received_bytes(emulator) -> int:
+  """The request body bytes the emulator has received since it started (tests/gcs_emulator.py)."""
+  url = emulator['STORAGE_EMULATOR_HOST']
+  with urllib.request.urlopen(f'{url}/_emulator/received', timeout=10) as answer:
+    return json.load(answer)['bytes']
+
+
+def _log_points(workdir: str, count: int) -> None:
+  """What train.py's metric writer sends for `count` train points, an eval row and conv1's picture
+  every 100."""
+  writer = metrics.Writer(workdir)
+  writer.truncate_after(0)
+  filters_HWC = np.random.default_rng(0).integers(0, 256, (60, 72, 3), np.uint8)
+  for step in range(1, count + 1):
+    writer.write(step, 'train', {'loss': 6.9 / step, 'top1': step / count, 'top5': 0.5,
+                                 'learning_rate': 0.01, 'images_per_sec': 412.25})
+    if step % 100 == 0:
+      writer.write(step, 'eval', {'loss': 1.5, 'top1': 0.5, 'top5': 0.75, 'count': 10000})
+      writer.image(step, 'conv1/filters', filters_HWC)
+  writer.close()
+
+
+def _events(data: bytes) -> list:
+  """The Event protos of an events file (TFRecords: length, its CRC, the record, its CRC)."""
+  from tensorboard.compat.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  events, at = [], 0
+  while at < len(data):
+    (length,) = struct.unpack('<Q', data[at:at + 8])
+    events.append(event_pb2.Event.FromString(data[at + 12:at + 12 + length]))
+    at += 12 + length + 4
+  return events
+
+
+def test_gs_log_points_send_as_many_bytes_at_the_end_of_a_run_as_at_its_start(gcs_emulator):
+  """GCS has no append: a log point used to send the whole log and events file again (26 kB a
+  point over 100 points, 257 kB over 1,000). Now each sends its own line and events."""
+  sent = {}
+  for count in (100, 1000):
+    workdir = f'gs://{BUCKET}/log_points_{count}'
+    before = _received_bytes(gcs_emulator)
+    _log_points(workdir, count)
+    sent[count] = _received_bytes(gcs_emulator) - before
+  assert sent[1000] / sent[100] < 12, sent
+  # The log and the events read back whole, as one object each (no helper object left).
+  run = runs.read(workdir)
+  assert [r['step'] for r in run.train] == list(range(1, 1001))
+  assert [r['step'] for r in run.eval] == list(range(100, 1001, 100))
+  (events,) = [n for n in paths.listdir(workdir) if n != metrics.LOG]
+  found = [(e.step, v.tag) for e in _events(paths.read_bytes(f'{workdir}/{events}'))
+           for v in e.summary.value]
+  assert [step for step, tag in found if tag == 'train/loss'] == list(range(1, 1001))
+  assert [step for step, tag in found if tag == 'conv1/filters'] == list(range(100, 1001, 100))
