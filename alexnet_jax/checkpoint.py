@@ -5,6 +5,7 @@ import asyncio
 import json
 import math
 import os
+import time
 
 import jax
 import numpy as np
@@ -26,6 +27,35 @@ CLASSIFIERS = ('fc8', 'fc10')  # AlexNet's, the CIFAR-10 nets': init_from re-ini
 
 class CheckpointError(errors.Error, ValueError):
   """A checkpoint or workdir that cannot be used as asked."""
+
+
+NEVER_COMMITTED = 'never committed (its save was cut short)'
+_GOOD, _DAMAGED, _UNFINISHED = 0, 1, 2  # a step's verdict, as process 0 shares it
+
+
+def _damage(step_dir: str):
+  """None if a step is good, else what is wrong with it in a few words (NEVER_COMMITTED for one
+  that Orbax never committed).
+
+  On GCS, Orbax writes a step straight into its folder and commits it by writing its commit file
+  last: a folder without one is a save cut short, as a temporary folder never renamed to its step
+  is on a local disk.
+  """
+  commit = os.path.join(step_dir, ocp.path.atomicity.COMMIT_SUCCESS_FILE)
+  if paths.is_remote(step_dir) and not paths.exists(commit):
+    return NEVER_COMMITTED
+  return manifest.damage(step_dir)
+
+
+def _from_process_0(verdicts: dict) -> dict:
+  """Process 0's {step: verdict} on every process (the others pass {})."""
+  if jax.process_count() == 1:
+    return verdicts
+  count = int(multihost_utils.broadcast_one_to_all(np.int32(len(verdicts))))
+  if not count:
+    return {}
+  table = np.array(sorted(verdicts.items()) or np.zeros((count, 2)), np.int32).reshape(count, 2)
+  return {int(s): int(v) for s, v in multihost_utils.broadcast_one_to_all(table)}
 
 
 def _listing(directory: str):
@@ -95,12 +125,12 @@ class Checkpoints:
 
   def restore_latest(self, state):
     """The newest good checkpoint placed like `state` (the new mesh), or None in a new workdir."""
-    steps, damaged = self._screen()
-    if damaged and len(damaged) == len(steps):
+    steps, damaged, unfinished = self._screen()
+    if damaged and len(damaged) + len(unfinished) == len(steps):
       found = '; '.join(f'step {s}: {what}' for s, what in sorted(damaged.items()))
       raise CheckpointError(f'no checkpoint in {self._dir} is usable ({found}); nothing was moved. '
                             'Move them away to start afresh, or use another --workdir.')
-    self._move(sorted(damaged), CORRUPT_DIR)
+    self._move(sorted(damaged) + unfinished, CORRUPT_DIR)
     corrupt = []
     for step in reversed(self._manager.all_steps()):
       try:
@@ -123,14 +153,30 @@ class Checkpoints:
     return None
 
   def _screen(self):
-    """(steps on disk, {step: damage} of those whose files differ from their list), before Orbax."""
-    steps = sorted(int(n) for n in paths.listdir(self._dir) if n.isdigit())
-    found = {s: manifest.damage(os.path.join(self._dir, str(s))) for s in steps}
-    damaged = {s: found[s] or 'damaged as another process sees it' for s in steps
-               if not everywhere(found[s] is None)}
+    """(steps on disk, {step: damage} of those whose files differ from their list, [steps Orbax
+    never committed]), before Orbax opens any. Process 0 reads the files (a SHA-256 of each) and
+    tells the others its verdicts: the workdir is shared, and N hosts need not read it N times."""
+    found = {}
+    if jax.process_index() == 0:
+      start = time.perf_counter()
+      steps = sorted(int(n) for n in paths.listdir(self._dir) if n.isdigit())
+      found = {s: _damage(os.path.join(self._dir, str(s))) for s in steps}
+      if steps:
+        logging.info('Checked the files of %d checkpoints in %s against their lists in %.1f s '
+                     '(process 0 alone; the others take its verdicts).', len(steps), self._dir,
+                     time.perf_counter() - start)
+    code = lambda what: (_GOOD if what is None else
+                         _UNFINISHED if what == NEVER_COMMITTED else _DAMAGED)
+    verdicts = _from_process_0({s: code(what) for s, what in found.items()})
+    damaged = {s: found.get(s, 'damaged (see process 0)') for s, v in verdicts.items()
+               if v == _DAMAGED}
+    unfinished = [s for s, v in verdicts.items() if v == _UNFINISHED]
     for step, what in damaged.items():
       logging.warning('Checkpoint %s/%d is corrupt: %s.', self._dir, step, what)
-    return steps, damaged
+    for step in unfinished:
+      logging.warning('Checkpoint %s/%d was %s: set aside, as an unfinished save is on a local '
+                      'disk.', self._dir, step, NEVER_COMMITTED)
+    return sorted(verdicts), damaged, unfinished
 
   def _restore(self, step: int, state):
     meta = _restore_items(self._manager, step)[META]

@@ -1,6 +1,6 @@
 """A run on a gs:// workdir, for real, against a local Cloud Storage emulator (gcp-storage-emulator,
-a subprocess on a free port): trained, killed with -9, resumed bit-exactly, read by the tools
-(predict, evaluate, report); what its log points send.
+a subprocess on a free port): killed in its first save, trained, killed with -9, resumed
+bit-exactly, read by the tools (predict, evaluate, report); what its log points send.
 
 paths.py (the path layer) has its tests here; they need the emulator and are skipped without it.
 """
@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import struct
+import sys
 import urllib.request
 
 import numpy as np
@@ -21,6 +22,16 @@ from conftest import folder_run_command
 from conftest import run_module
 from conftest import start
 from conftest import wait_until
+
+# python -c KILLED_IN_FIRST_SAVE <alexnet_jax.main's flags>: the run SIGKILLs itself in its first
+# save, once Orbax has written the step's files into checkpoints/<step> and before it commits them
+# (the file list is taken right before the commit).
+KILLED_IN_FIRST_SAVE = """
+import os, runpy, signal
+from alexnet_jax import manifest
+manifest.fingerprints = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+runpy.run_module('alexnet_jax.main', run_name='__main__', alter_sys=True)
+"""
 
 
 def test_paths_write_read_list_append_and_move_objects(gcs_emulator):
@@ -57,19 +68,31 @@ def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
 
-def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, folder_reference_run,
-                                                            tmp_path):
-  """Every metric but the times equals a local run's; a damaged step is moved aside on GCS."""
+def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tools_read_it(
+    gcs_emulator, folder_reference_run, tmp_path):
+  """Every metric but the times equals a local run's; a step Orbax never committed (the first
+  save, killed) and a damaged step are moved aside on GCS."""
   data, local = folder_reference_run  # the same command on a local workdir (conftest)
   remote = f'gs://{BUCKET}/run'
+  command = folder_run_command(remote, data)
+
+  log = tmp_path / 'run0.log'
+  killed = [sys.executable, '-c', KILLED_IN_FIRST_SAVE, *command[3:]]  # less '-m alexnet_jax.main'
+  code, text = finish(start(killed, log, gcs_emulator), log)
+  assert code == -signal.SIGKILL, text[-3000:]
+  partial = f'{remote}/checkpoints/3'  # Orbax's own files, written straight there: no commit file
+  assert paths.listdir(f'{remote}/checkpoints') == ['3'] and paths.listdir(partial)
+  assert not paths.exists(f'{partial}/commit_success.txt')
 
   log = tmp_path / 'run1.log'
-  run = start(folder_run_command(remote, data), log, gcs_emulator)
+  run = start(command, log, gcs_emulator)  # sets the partial step aside and starts afresh
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
   wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
   run.send_signal(signal.SIGKILL)
-  code, _ = finish(run, log)
+  code, text = finish(run, log)
   assert code == -signal.SIGKILL
+  assert f'{partial} was never committed' in text and 'Resumed from' not in text
+  assert paths.listdir(f'{remote}/corrupt_checkpoints') == ['3']
   steps = sorted(int(n) for n in paths.listdir(f'{remote}/checkpoints'))
   complete = [s for s in steps if paths.exists(listed(s))]  # 9 too if the kill came late
   assert len(complete) == 2 and complete[0] >= 3, steps
@@ -79,16 +102,16 @@ def test_gs_run_killed_resumes_bit_exactly_and_tools_read_it(gcs_emulator, folde
   paths.write_bytes(damaged, b' ' * paths.size(damaged))
 
   log = tmp_path / 'run2.log'
-  code, text = finish(start(folder_run_command(remote, data), log, gcs_emulator), log)
+  code, text = finish(start(command, log, gcs_emulator), log)
   assert code == 0, text[-3000:]
   assert f'Resumed from {remote}/checkpoints/{complete[0]}.' in text
-  assert sorted(int(n) for n in paths.listdir(f'{remote}/corrupt_checkpoints')) == [
-      s for s in steps if s != complete[0]]
+  assert sorted(paths.listdir(f'{remote}/corrupt_checkpoints')) == sorted(
+      ['3'] + [str(s) for s in steps if s != complete[0]])  # complete[0] >= 3: no 3 again
   assert sorted(paths.listdir(f'{remote}/checkpoints')) == ['12', '9']
   names = paths.listdir(remote)
   assert {'config.json', 'class_names.json', 'metrics.jsonl'} <= set(names)
   events = [n for n in names if n.startswith('events.out.tfevents.')]  # one per run
-  assert len(events) == 2 and all(b'train/loss' in paths.read_bytes(f'{remote}/{n}')
+  assert len(events) == 3 and all(b'train/loss' in paths.read_bytes(f'{remote}/{n}')
                                   for n in events)
   want = _records(os.path.join(local, 'metrics.jsonl'))
   got = _records(f'{remote}/metrics.jsonl')

@@ -1,4 +1,5 @@
-"""2 processes x 4 CPU devices (launch/local_multiprocess.sh, gloo) give the numbers of 1 x 8.
+"""2 processes x 4 CPU devices (launch/local_multiprocess.sh, gloo) give the numbers of 1 x 8, and
+process 0 alone reads the checkpoint files at a resume.
 
 The three runs start together (one module fixture): about 2.5 CPU-minutes in all, so 1.5-2 minutes
 on two idle cores.
@@ -6,6 +7,7 @@ on two idle cores.
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -92,6 +94,19 @@ def test_only_process_zero_writes_metrics(workdirs):
   assert points == [(1, 'train'), (2, 'train'), (3, 'train'), (3, 'eval')]  # no duplicates
   assert len(glob.glob(os.path.join(workdir, 'events.out.tfevents*'))) == 1  # one writer
   assert os.path.exists(os.path.join(workdir, 'checkpoints', '3', 'commit_success.txt'))
+
+
+def test_a_resume_reads_the_checkpoint_files_on_one_process_only(workdirs, tmp_path):
+  """Process 0 hashes every file of every step at start and shares its verdicts: N hosts do not
+  read a workdir's checkpoints N times."""
+  workdir = str(tmp_path / 'run')  # a copy: the other tests read the original as it was written
+  shutil.copytree(workdirs['data_parallel'], workdir, ignore=shutil.ignore_patterns('logs'))
+  code = _start(workdir, 2, 4, []).wait(timeout=600)  # resumes at its last step, and ends
+  logs = [open(f).read() for f in sorted(glob.glob(os.path.join(workdir, 'logs', '*.log')))]
+  assert code == 0 and len(logs) == 2, '\n'.join(text[-3000:] for text in logs)
+  assert all(f'Resumed from {workdir}/checkpoints/3.' in text for text in logs)
+  checked = [i for i, text in enumerate(logs) if 'Checked the files of 1 checkpoints' in text]
+  assert checked == [0]
 
 
 def test_launcher_returns_first_failure_and_stops_the_others(tmp_path):
