@@ -353,3 +353,19 @@ def gcs_emulator():
         os.environ.pop(k, None)
       else:
         os.environ[k] = v
+
+
+@pytest.fixture(scope='session')
+def slurm(tmp_path_factory):
+  """A one-node SLURM cluster on this machine, up for the session: a tests/slurm_cluster.Cluster,
+  whose .env (SLURM_CONF) points sbatch, squeue, scancel and scontrol at it."""
+  from tests import slurm_cluster  # pylint: disable=g-import-not-at-top
+  if missing := slurm_cluster.missing():
+    pytest.skip(f'SLURM is not installed (no {", ".join(missing)}): apt-get install slurm-wlm '
+                'munge, as README\'s test command does')
+  cluster = slurm_cluster.Cluster(str(tmp_path_factory.mktemp('slurm')))
+  try:
+    cluster.start()
+    yield cluster
+  finally:
+    cluster.stop()
