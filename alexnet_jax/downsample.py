@@ -25,7 +25,7 @@ tf = tf_import.lazy('tensorflow')  # imported at the first use (tf_import.py)
 
 DOWNSAMPLED_FOLDER = 'alexnet_jax_downsampled'  # under data_dir (or TFDS's default)
 DOWNSAMPLED_QUALITY = 95  # JPEG quality of the down-sampled copy
-DOWNSAMPLED_VERSION = 1  # of _write_downsampled: part of the copy's key
+DOWNSAMPLED_VERSION = 2  # of _write_downsampled: part of the copy's key (2: JPEGs upright per EXIF)
 
 
 def open_source(data_config, split: str) -> Source:

@@ -6,7 +6,9 @@ at the same DCT scale (1/2, 1/4, 1/8 while the window stays >= the crop) and res
 without antialiasing, other formats decoded whole and resized with TensorFlow's antialiasing
 triangle filter; float32 arithmetic, rounded as to_uint8 rounds. What differs is the JPEG
 decoder's inverse DCT (PIL's libjpeg uses its accurate integer one, TensorFlow the fast one):
-pixels within a few levels, tested in tests/pil_images_test.py beside the tf.data path.
+pixels within a few levels, tested in tests/pil_images_test.py beside the tf.data path. A JPEG is
+turned upright per its EXIF orientation as there (PIL also finds an Exif segment that does not
+come first, after SOI or JFIF's APP0, which preprocess.jpeg_orientation leaves unread).
 """
 import io
 import math
@@ -57,6 +59,33 @@ def _resize(image_HWC: np.ndarray, size: int, antialias: bool) -> np.ndarray:
   return np.clip(np.floor(out + np.float32(0.5)), 0, 255).astype(np.uint8)
 
 
+def _orientation(image: Image.Image) -> int:
+  """A JPEG's EXIF orientation (1-8) as PIL.ImageOps.exif_transpose reads it; 1 without one."""
+  try:
+    value = image.getexif().get(constants.ORIENTATION_TAG, 1)
+  except (OSError, ValueError, SyntaxError):  # a damaged Exif block: the pixels are still there
+    return 1
+  return value if value in range(1, 9) else 1
+
+
+def _stored_center_window(height: int, width: int, size: int, ratio: float, turn):
+  """The centre window of the upright picture, in the stored pixels (height x width), as
+  preprocess._resize_turned_jpeg maps it; turn: preprocess.ORIENTATIONS' row."""
+  transpose, flip_rows, flip_cols = turn
+  up_h, up_w = (width, height) if transpose else (height, width)
+  y, x, h, w = _center_window(up_h, up_w, size, ratio)
+  y, x = (up_h - y - h if flip_rows else y), (up_w - x - w if flip_cols else x)
+  return (x, y, w, h) if transpose else (y, x, h, w)
+
+
+def _upright(image_HWC: np.ndarray, turn) -> np.ndarray:
+  """Stored pixels as the picture stands; turn: preprocess.ORIENTATIONS' row."""
+  transpose, flip_rows, flip_cols = turn
+  if transpose:
+    image_HWC = image_HWC.transpose(1, 0, 2)
+  return np.ascontiguousarray(image_HWC[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+
+
 def _rgb(image: Image.Image) -> np.ndarray:
   """uint8 [H, W, 3] as tf.io.decode_image(channels=3) gives it: 16-bit samples scaled down, grey
   replicated, alpha dropped, a palette looked up."""
@@ -74,8 +103,9 @@ def eval_image(data: bytes, *, size: int, resize_ratio: float = constants.RESIZE
     if image.format not in TF_FORMATS:  # PIL reads TIFF and more; the tf.data path would not
       raise UnreadableImage(f'{image.format} is not one of the formats TensorFlow decodes')
     width, height = image.size
-    y, x, h, w = _center_window(height, width, size, resize_ratio)
     if image.format in ('JPEG', 'MPO'):
+      turn = constants.ORIENTATIONS[_orientation(image) - 1]
+      y, x, h, w = _stored_center_window(height, width, size, resize_ratio, turn)
       ratio = constants.DCT_RATIOS[sum(min(h, w) >= size * r for r in constants.DCT_RATIOS[1:])]
       # PIL takes the largest scale whose image is at least this big: libjpeg's 1/ratio scale,
       # ceil(width / ratio) x ceil(height / ratio), as TensorFlow's decode at `ratio`.
@@ -86,8 +116,9 @@ def eval_image(data: bytes, *, size: int, resize_ratio: float = constants.RESIZE
       pixels = pixels[y // ratio:y // ratio + max(h // ratio, 1),
                       x // ratio:x // ratio + max(w // ratio, 1)]
       if ratio == 1 and pixels.shape[:2] == (size, size):
-        return pixels
-      return _resize(pixels, size, antialias=False)
+        return _upright(pixels, turn)
+      return _upright(_resize(pixels, size, antialias=False), turn)
+    y, x, h, w = _center_window(height, width, size, resize_ratio)
     return _resize(_rgb(image)[y:y + h, x:x + w], size, antialias=True)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
     raise UnreadableImage(str(e)) from e

@@ -26,7 +26,7 @@ DCT_RATIOS = (1, 2, 4, 8)  # libjpeg decodes at 1/2, 1/4, 1/8 scale in the DCT d
 ORIENTATIONS = ((False, False, False), (False, False, True), (False, True, True),
                 (False, True, False), (True, False, False), (True, False, True),
                 (True, True, True), (True, True, False))
-EXIF_SEARCH_BYTES = 65536  # the Exif APP1 segment follows SOI (or JFIF's APP0): well inside this
+EXIF_BYTES = 65535  # an Exif block's most: it is one JPEG segment
 ORIENTATION_TAG = 0x0112
 MAX_IFD_ENTRIES = 64  # IFD0's entries searched for the orientation tag (it is about the 10th)
 
@@ -66,69 +66,74 @@ def _resize_jpeg(image_bytes, window, size: int):
 
 
 def _tiff_orientation(tiff):
-  """The orientation tag of an Exif block's IFD0 (the bytes from its TIFF header on), 1 if absent."""
-  data = tf.concat([tf.cast(tf.io.decode_raw(tiff, tf.uint8), tf.int64), [0]], 0)
-  end = tf.size(data, tf.int64) - 1
+  """The orientation tag of an Exif block's first IFD (tiff: its bytes from the TIFF header on)."""
   order = tf.strings.substr(tiff, 0, 4)
   little = tf.equal(order, b'II*\0')
 
-  def number(pos, width: int):  # unsigned, in the block's byte order; 0 past its end
-    at = pos[..., None] + tf.range(width, dtype=tf.int64)
-    digits = tf.where(at < end, tf.gather(data, tf.clip_by_value(at, 0, end)), 0)
-    powers = tf.range(width, dtype=tf.int64) * 8
-    return tf.reduce_sum(tf.bitwise.left_shift(digits, tf.where(little, powers, powers[::-1])), -1)
-  ifd = number(tf.constant(4, tf.int64), 4)
-  index = tf.range(MAX_IFD_ENTRIES, dtype=tf.int64)
-  entry = ifd + 2 + 12 * index
-  found = ((index < number(ifd, 2)) & (number(entry, 2) == ORIENTATION_TAG) &
-           (number(entry + 2, 2) == 3))  # a SHORT
-  value = tf.reduce_max(tf.where(found, number(entry + 8, 2), 0))
+  def numbers(data, dtype, count: int):  # in the block's byte order, zeros past its end
+    size = count * dtype.size
+    return tf.where(little, tf.io.decode_raw(data, dtype, little_endian=True, fixed_length=size),
+                    tf.io.decode_raw(data, dtype, little_endian=False, fixed_length=size))
+  ifd = tf.clip_by_value(numbers(tf.strings.substr(tiff, 4, 4), tf.int32, 1)[0], 0,
+                         tf.strings.length(tiff))
+  words = numbers(tf.strings.substr(tiff, ifd, 2 + 12 * MAX_IFD_ENTRIES), tf.uint16,
+                  1 + 6 * MAX_IFD_ENTRIES)
+  # An entry's six words: tag, type, count (2), value (2; a SHORT in the first).
+  entries = tf.reshape(tf.cast(words[1:], tf.int32), [MAX_IFD_ENTRIES, 6])
+  found = ((tf.range(MAX_IFD_ENTRIES) < tf.cast(words[0], tf.int32)) &
+           tf.equal(entries[:, 0], ORIENTATION_TAG) & tf.equal(entries[:, 1], 3))  # a SHORT
+  value = tf.reduce_max(tf.where(found, entries[:, 4], 0))
   valid = (little | tf.equal(order, b'MM\0*')) & (value >= 1) & (value <= 8)
-  return tf.where(valid, tf.cast(value, tf.int32), 1)
+  return tf.where(valid, value, 1)
 
 
 def jpeg_orientation(image_bytes):
-  """A JPEG's EXIF orientation, 1-8 as PIL.ImageOps.exif_transpose reads it; 1 without one."""
-  head = tf.strings.substr(image_bytes, 0, EXIF_SEARCH_BYTES)
-  # One scan for the Exif APP1 segment's signature: a photo without one costs two byte copies.
-  start = tf.strings.length(tf.strings.split(head, 'Exif\0\0', maxsplit=1)[0])
-  found = ((start >= 4) & (start < tf.strings.length(head)) &
-           tf.equal(tf.strings.substr(image_bytes, tf.maximum(start - 4, 0), 2), b'\xff\xe1'))
-  return tf.cond(found, lambda: _tiff_orientation(tf.strings.substr(image_bytes, start + 6, 65536)),
+  """A JPEG's EXIF orientation, 1-8 as PIL.ImageOps.exif_transpose reads it; 1 without one.
+
+  The Exif segment is looked for where cameras and phones write it: right after SOI, or after
+  JFIF's APP0 segment (about 20 scalar ops for a JPEG without one: the cost in README's
+  'Input pipeline speed').
+  """
+  length = tf.strings.length(image_bytes)
+  at = lambda pos, n: tf.strings.substr(image_bytes, tf.minimum(pos, length), n)
+  app0_length = tf.io.decode_raw(at(4, 2), tf.uint16, little_endian=False, fixed_length=2)[0]
+  start = tf.where(tf.equal(at(2, 2), b'\xff\xe0'), 4 + tf.cast(app0_length, tf.int32), 2)
+  found = tf.equal(at(start, 2), b'\xff\xe1') & tf.equal(at(start + 4, 6), b'Exif\0\0')
+  return tf.cond(found, lambda: _tiff_orientation(at(start + 10, EXIF_BYTES)),
                  lambda: tf.constant(1))
 
 
-def _upright(image_HWC, flips):
-  """Stored pixels (a square crop of them) as the picture stands: flips are ORIENTATIONS' row."""
-  transpose, flip_rows, flip_cols = tf.unstack(flips)
-  image_HWC = tf.transpose(image_HWC, tf.where(transpose, [1, 0, 2], [0, 1, 2]))
-  return tf.reverse(image_HWC, tf.reshape(tf.where(tf.stack([flip_rows, flip_cols])), [-1]))
-
-
-def _stored_window(window, shape_hw, flips):
-  """A window [y, x, h, w] of the upright picture (shape_hw), in the stored pixels."""
-  transpose, flip_rows, flip_cols = tf.unstack(flips)
-  y, x, h, w = tf.unstack(window)
+def _resize_turned_jpeg(image_bytes, window_fn, size: int, orientation):
+  """_resize_jpeg of the upright picture of a JPEG with EXIF orientation 2-8: the window is taken
+  of the upright picture, decoded from the stored pixels, and the size x size result transposed
+  and flipped (resizing commutes with both)."""
+  transpose, flip_rows, flip_cols = tf.unstack(tf.gather(tf.constant(ORIENTATIONS),
+                                                         orientation - 1))
+  stored_hw = tf.image.extract_jpeg_shape(image_bytes)[:2]
+  shape_hw = tf.where(transpose, stored_hw[::-1], stored_hw)
+  y, x, h, w = tf.unstack(window_fn(shape_hw))
   y = tf.where(flip_rows, shape_hw[0] - y - h, y)
   x = tf.where(flip_cols, shape_hw[1] - x - w, x)
-  return tf.where(transpose, tf.stack([x, y, w, h]), tf.stack([y, x, h, w]))
+  image = _resize_jpeg(image_bytes, tf.where(transpose, tf.stack([x, y, w, h]),
+                                             tf.stack([y, x, h, w])), size)
+  image = tf.transpose(image, tf.where(transpose, [1, 0, 2], [0, 1, 2]))
+  return tf.reverse(image, tf.reshape(tf.where(tf.stack([flip_rows, flip_cols])), [-1]))
 
 
 def decode_resized(image_bytes, window_fn, size: int):
   """Encoded image -> uint8 [size, size, 3]: the window_fn(shape_hw) = [y, x, h, w] crop, resized.
 
-  A JPEG is decoded inside the window only (its shape comes from the header) and turned upright
-  per its EXIF orientation: the window is taken of the upright picture, decoded from the stored
-  pixels, and the size x size result transposed or flipped (resizing commutes with both). Other
-  formats (PNG, BMP, GIF, WebP) are decoded once, cropped and resized with an antialiasing filter;
-  their rare EXIF orientation is not read (nor by tf.io.decode_image).
+  A JPEG is decoded inside the window only (its shape comes from the header), upright per its EXIF
+  orientation (window_fn sees the upright shape); other formats (PNG, BMP, GIF, WebP) are decoded
+  once, cropped and resized with an antialiasing filter, as stored (tf.io.decode_image reads no
+  EXIF; they rarely carry it).
   """
   def jpeg():
-    flips = tf.gather(tf.constant(ORIENTATIONS), jpeg_orientation(image_bytes) - 1)
-    stored_hw = tf.image.extract_jpeg_shape(image_bytes)[:2]
-    shape_hw = tf.where(flips[0], stored_hw[::-1], stored_hw)
-    window = _stored_window(window_fn(shape_hw), shape_hw, flips)
-    return _upright(_resize_jpeg(image_bytes, window, size), flips)
+    orientation = jpeg_orientation(image_bytes)
+    as_stored = lambda: _resize_jpeg(
+        image_bytes, window_fn(tf.image.extract_jpeg_shape(image_bytes)[:2]), size)
+    return tf.cond(tf.equal(orientation, 1), as_stored,
+                   lambda: _resize_turned_jpeg(image_bytes, window_fn, size, orientation))
 
   def other():
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)

@@ -71,6 +71,33 @@ def write_photos(root, classes=4, per_class=10, seed=0, size=(40, 48),
   return root
 
 
+def exif_turned_jpegs(height=48, width=64) -> dict:
+  """{EXIF orientation 1-8: (JPEG as a camera stores it, the upright picture)}, each the same
+  height x width picture with no symmetry (red grows to the right, green downwards), stored turned
+  or mirrored and tagged with the orientation that turns it back, in both Exif byte orders. The
+  upright picture is PIL.ImageOps.exif_transpose's of the decoded JPEG."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image, ImageOps  # pylint: disable=g-import-not-at-top
+  yy, xx = np.mgrid[:height, :width]
+  picture = np.stack([255 * xx / width, 255 * yy / height, 127 + 100 * np.sin(xx / 9)], -1)
+  turns = [None, Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.ROTATE_180,
+           Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_90,
+           Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_270]  # exif_transpose's inverses
+  found = {}
+  for orientation, turn in enumerate(turns, 1):
+    image = Image.fromarray(picture.astype(np.uint8))
+    exif = Image.Exif()
+    exif.endian = '<' if orientation % 2 else '>'
+    exif[0x0112] = orientation
+    stored = io.BytesIO()
+    stored_image = image if turn is None else image.transpose(turn)
+    stored_image.save(stored, 'JPEG', quality=95, exif=exif.tobytes())
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(stored.getvalue())))
+    found[orientation] = stored.getvalue(), np.asarray(upright.convert('RGB'))
+    assert np.abs(found[orientation][1] - picture).mean() < 2  # the table above is right
+  return found
+
+
 def cli_environ(env=None) -> dict:
   """This process's variables, the session's cache and then env (a value None unsets one)."""
   env = {**os.environ, 'JAX_COMPILATION_CACHE_DIR': TEST_CACHE,

@@ -12,6 +12,7 @@ from alexnet_jax import input_pipeline
 from alexnet_jax import model as model_lib
 from alexnet_jax.data_sources import DataError
 from conftest import data_config
+from conftest import exif_turned_jpegs
 from conftest import write_photos
 
 
@@ -182,3 +183,23 @@ def test_synthetic_batches_depend_on_seed_and_step_only(monkeypatch):
     halves.append(next(input_pipeline.create_train_iterator(config, seed=1, num_classes=5)))
   for key in ('image', 'label', 'lighting'):
     np.testing.assert_array_equal(np.concatenate([h[key] for h in halves]), full[0][key])
+
+
+def test_folder_jpegs_are_trained_and_evaluated_upright_per_their_exif_orientation(tmp_path):
+  """Class k holds a 48 x 64 photo with EXIF orientation k + 1: at resize_ratio 1 both the train
+  crop (no flip) and the eval crop are its upright central 48 x 48, as exif_transpose turns it."""
+  expected = {}
+  for orientation, (jpeg, upright_HWC) in exif_turned_jpegs(48, 64).items():
+    (tmp_path / 'photos' / 'train' / f'turn{orientation}').mkdir(parents=True)
+    (tmp_path / 'photos' / 'train' / f'turn{orientation}' / 'photo.jpg').write_bytes(jpeg)
+    expected[orientation - 1] = upright_HWC[:, 8:56].astype(int)
+  config = data_config(name=f'folder:{tmp_path / "photos"}', data_dir=str(tmp_path / 'tfds'),
+                       image_size=48, resize_ratio=1.0, batch_size=8, flip=False,
+                       eval_split='train')
+  train = next(input_pipeline.create_train_iterator(config, seed=0, num_classes=8))
+  [evaluation] = input_pipeline.create_eval_iterator(config, seed=0, num_classes=8)
+  for batch in (train, evaluation):
+    assert sorted(batch['label']) == list(range(8))
+    for image, label in zip(batch['image'].astype(int), batch['label']):
+      diff = np.abs(image - expected[label])  # JPEG: TF's fast inverse DCT against PIL's
+      assert diff.max() <= 8 and diff.mean() < 1.5, (label + 1, diff.max(), diff.mean())

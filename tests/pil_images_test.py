@@ -10,8 +10,10 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax import inference
+from alexnet_jax import input_pipeline
 from alexnet_jax import pil_images
 from alexnet_jax import preprocess
+from conftest import exif_turned_jpegs
 
 
 def _photo(rng, h, w):
@@ -91,3 +93,20 @@ def test_folder_walks_find_webp(tmp_path):
   assert [os.path.basename(p) for p in found] == ['a.webp', 'b.jpg']
   _, files = data_sources._list_images(str(tmp_path / 'train'), str(tmp_path / 'train'))  # pylint: disable=protected-access
   assert [os.path.basename(p) for p, _ in files] == ['a.webp', 'b.jpg']
+
+
+def test_predict_reads_jpegs_upright_per_their_exif_orientation(tmp_path):
+  """Both of predict's readers (a few files: PIL; many: tf.data) turn every EXIF orientation as
+  PIL.ImageOps.exif_transpose does: the 48 x 64 picture's central 48 x 48, not resized."""
+  files, expected = [], []
+  for orientation, (jpeg, upright_HWC) in exif_turned_jpegs(48, 64).items():
+    files.append(str(tmp_path / f'{orientation}.jpg'))
+    with open(files[-1], 'wb') as f:
+      f.write(jpeg)
+    expected.append(upright_HWC[:, 8:56].astype(int))
+  for reader, tolerance in ((pil_images.image_batches, 0), (input_pipeline.image_batches, 8)):
+    [(indices, images, bad)] = reader(files, size=48, batch_size=8, resize_ratio=1.0)
+    assert indices.tolist() == list(range(8)) and not bad
+    for orientation, image, upright in zip(range(1, 9), images.astype(int), expected):
+      diff = np.abs(image - upright)  # JPEG: TF's fast inverse DCT against PIL's accurate one
+      assert diff.max() <= tolerance and diff.mean() < 1.5, (reader.__module__, orientation)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax import preprocess
+from conftest import exif_turned_jpegs
 
 SIZE = 32
 
@@ -148,3 +149,35 @@ def test_cifar_crops_are_windows_of_the_photo_not_resampled(format_):
   whole, _ = preprocess.train_image(tf.constant(photo), tf.constant([0, 0], tf.int64), size=32,
                                     flip=False, pca_lighting_std=0.0, resize_ratio=1.0)
   assert near(whole.numpy(), pixels)
+
+
+@pytest.mark.parametrize('height,width,window,size', [
+    (48, 64, (2, 5, 40, 40), 40),  # decoded at full scale, not resized: pixel for pixel
+    (200, 264, (10, 30, 170, 150), 40)])  # DCT scale 1/2, then bilinear
+def test_jpeg_windows_are_taken_of_the_upright_picture(height, width, window, size):
+  """An off-centre window of each EXIF orientation's upright picture: window_fn sees the upright
+  shape, and the pixels are exif_transpose's there."""
+  seen = []
+
+  def window_fn(shape_hw):
+    seen.append(tuple(shape_hw.numpy()))
+    return tf.constant(window)
+  y, x, h, w = window
+  for orientation, (jpeg, upright_HWC) in exif_turned_jpegs(height, width).items():
+    assert int(preprocess.jpeg_orientation(tf.constant(jpeg))) == orientation
+    got = preprocess.decode_resized(tf.constant(jpeg), window_fn, size).numpy().astype(int)
+    crop = upright_HWC[y:y + h, x:x + w]
+    expected = crop if h == w == size else tf.image.resize(crop, [size, size], antialias=True)
+    diff = np.abs(got - np.asarray(expected))  # TF's fast inverse DCT, bilinear against antialias
+    assert diff.mean() < (1.5 if h == w == size else 3), (orientation, diff.mean())
+  assert seen == [(height, width)] * 8
+
+
+def test_jpeg_orientation_of_damaged_or_missing_exif_is_1():
+  stored, _ = exif_turned_jpegs(16, 16)[6]
+  exif = stored.index(b'Exif')
+  for data in (b'\xff\xd8', b'\xff\xd8\xff\xe0', stored[:exif + 12], stored[:exif + 24],
+               stored[:exif + 6] + b'MM\0*\x7f\xff\xff\xff' + stored[exif + 14:],  # IFD past end
+               stored[:exif + 6] + b'XX\0*' + stored[exif + 10:],  # no byte order
+               encode(random_image(16, 16), 'JPEG')):
+    assert int(preprocess.jpeg_orientation(tf.constant(data))) == 1, data[:exif + 14]
