@@ -8,6 +8,11 @@ runs whose configs differ only in `seed` share a row: mean +- sample std over se
 seed count. "changes" is what a row's config changes from the baseline (the sweep's empty
 point, else the first run). Reads what is there: runs still going are reported as unfinished.
 --json: one object per row on stdout instead of the table.
+
+A sweep's workdir_root (launch/sweep.py's, with its sweep.json) also gets a table of its points,
+each queued, running, finished, failed (with its log), stopped (resumes when the sweep is
+submitted again) or not submitted: what SLURM's squeue says where the points went to SLURM, else
+what the points' status files and workdirs say. --json prints them first, one object per point.
 """
 import json
 import math
@@ -21,6 +26,7 @@ from absl import flags
 from alexnet_jax import cli
 from alexnet_jax import paths
 from alexnet_jax import runs as runs_lib
+from alexnet_jax import sweeps
 
 FLAGS = flags.FLAGS
 PERCENT = ('final_top1', 'best_top1', 'final_top5', 'best_top5', 'final_train_top1')
@@ -176,22 +182,56 @@ def plot_curves(groups, path: str, title: str = '') -> None:
   plt.close(fig)
 
 
-def write_report(folders, output: str, train_error=None, command: str = '') -> list[dict]:
-  """Writes OUTPUT/report.md and OUTPUT/curves.png; returns the rows."""
-  groups = runs_lib.group(runs_lib.find(folders))
+def sweep_states(folders) -> list:
+  """The points of the sweeps among folders (sweeps.PointState), each sweep's in its order."""
+  return [point for folder in folders if sweeps.is_sweep(folder)
+          for point in sweeps.states(folder)]
+
+
+def sweep_table(states) -> str:
+  """The markdown table of a sweep's points and their states."""
+  return '\n'.join(['| point | state | detail |', '| --- | --- | --- |'] +
+                   [f'| {p.name} | {p.state} | {p.detail} |' for p in states])
+
+
+def _find(folders) -> list:
+  """The runs of the folders; a sweep none of whose points has started yet holds none."""
+  found = []
+  for folder in folders:
+    try:
+      found += runs_lib.find([folder])
+    except runs_lib.RunsError:
+      if not sweeps.is_sweep(folder):
+        raise
+  return found
+
+
+def write_report(folders, output: str, train_error=None, command: str = '',
+                 states=()) -> list[dict]:
+  """Writes OUTPUT/report.md and OUTPUT/curves.png (states: the sweep's points, first); returns
+  the rows."""
+  found = _find(folders)
+  head = ['# Report', '', f'`{command}`' if command else '', '']
+  if states:
+    head += ['Sweep points:', '', sweep_table(states), '']
+  if not found:  # a sweep whose points are all still queued
+    paths.makedirs(output)
+    paths.write_bytes(os.path.join(output, 'report.md'), '\n'.join(head).encode())
+    return []
+  groups = runs_lib.group(found)
   first = runs_lib.baseline(groups)
   groups = [first] + [g for g in groups if g is not first]  # the baseline's row first
   rows = summarise(groups, train_error)
   paths.makedirs(output)
   plot_curves(groups, os.path.join(output, 'curves.png'))
   unfinished = [r['name'] for r in rows if not r['finished']]
-  lines = ['# Report', '', f'`{command}`' if command else '', '',
-           f'Runs from {", ".join(folders)}: {sum(len(g.runs) for g in groups)} runs in '
-           f'{len(groups)} rows. Values are the mean ± sample std over seeds (n: seeds that have '
-           'the value); eval numbers are on the held-out split of each run\'s config.', '',
-           table(rows, train_error), '',
-           f'Unfinished or failed: {", ".join(unfinished)} (read as far as they got).'
-           if unfinished else 'All runs finished.', '', '![curves](curves.png)', '']
+  lines = head + [
+      f'Runs from {", ".join(folders)}: {sum(len(g.runs) for g in groups)} runs in '
+      f'{len(groups)} rows. Values are the mean ± sample std over seeds (n: seeds that have '
+      'the value); eval numbers are on the held-out split of each run\'s config.', '',
+      table(rows, train_error), '',
+      f'Unfinished or failed: {", ".join(unfinished)} (read as far as they got).'
+      if unfinished else 'All runs finished.', '', '![curves](curves.png)', '']
   paths.write_bytes(os.path.join(output, 'report.md'), '\n'.join(lines).encode())
   return rows
 
@@ -202,15 +242,20 @@ def main(argv):
   if not folders:
     cli.fail('no runs given: python -m alexnet_jax.tools.report DIR... [--output_dir=OUT]')
   output = FLAGS.output_dir or folders[0]
+  states = sweep_states(folders)
   with cli.output(output, '--output_dir'):
     rows = write_report(folders, output, FLAGS.train_error,
-                        command='python -m alexnet_jax.tools.report ' + ' '.join(sys.argv[1:]))
+                        command='python -m alexnet_jax.tools.report ' + ' '.join(sys.argv[1:]),
+                        states=states)
   if FLAGS.json:
-    for row in rows:
+    for row in [{'point': p.name, 'state': p.state, 'detail': p.detail, 'task': p.task}
+                for p in states] + rows:
       print(json.dumps(row))
   else:
-    print(table(rows, FLAGS.train_error))
-  cli.wrote(os.path.join(output, 'report.md'), f'and {os.path.join(output, "curves.png")}')
+    print('\n\n'.join(([sweep_table(states)] if states else []) +
+                      ([table(rows, FLAGS.train_error)] if rows else [])))
+  cli.wrote(os.path.join(output, 'report.md'),
+            f'and {os.path.join(output, "curves.png")}' if rows else '')
 
 
 if __name__ == '__main__':
