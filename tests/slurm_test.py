@@ -1,7 +1,7 @@
-"""launch/slurm.sbatch under a real SLURM (conftest's slurm fixture), with README's commands: 2 tasks
-run one training with jax.distributed initialised from SLURM's environment and log the numbers of
-one process; `scancel --signal=TERM` makes both save the same step and exit 0, and the same sbatch
-command resumes and ends with the metrics of one process never stopped.
+"""launch/slurm.sbatch under a real SLURM (conftest's slurm fixture), with README's commands: 2
+tasks run one training with jax.distributed initialised from SLURM's environment and log the
+numbers of one process; `scancel --signal=TERM` makes both save the same step and exit 0, and the
+same sbatch command resumes and ends with the metrics of one process never stopped.
 
 One job, stopped and submitted again, beside the one-process reference outside SLURM (one module
 fixture). README's flags are conftest's TINY model on synthetic data with a log point each step,

@@ -221,9 +221,10 @@ def _rows(workdir) -> list[dict]:
 
 
 def test_a_slurm_array_of_4_points_2_at_a_time_ends_as_the_points_run_one_after_another(
-    slurm, tmp_path):
+    slurm, tmp_path, monkeypatch):
   """conftest's TINY run at 2 to 5 steps: submitted as one job array (2 at a time) to the real
   SLURM of conftest's slurm fixture, and run here one after another, at the same time."""
+  monkeypatch.setenv('SLURM_CONF', slurm.conf)  # sweeps.states asks this cluster's squeue
   sweep_file = tmp_path / 'steps.py'
   sweep_file.write_text(
       'def get_sweep():\n  return [{"config.total_steps": n} for n in (2, 3, 4, 5)]\n')
@@ -240,20 +241,23 @@ def test_a_slurm_array_of_4_points_2_at_a_time_ends_as_the_points_run_one_after_
   result = subprocess.run(submit, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   [submission] = sweeps.read(root)['submissions']
-  assert f'--array=0,1,2,3%2' in result.stdout and submission['how'] == 'slurm'
+  assert '--array=0,1,2,3%2' in result.stdout and submission['how'] == 'slurm'
   seen, reported, deadline = set(), None, time.time() + 300
   while slurm.queued(submission['id']) and time.time() < deadline:
     states = sweeps.states(root)
     assert sum(p.state == 'running' for p in states) <= 2
-    seen |= {p.state for p in states}
-    if reported is None and {'running', 'queued'} <= seen:  # tools.report on the running sweep
-      reported = run_module('alexnet_jax.tools.report', root, '--json')
+    seen |= {(p.state, p.detail.split(', ')[0]) for p in states}
+    if reported is None and {'running', 'queued'} <= {state for state, _ in seen}:  # tools.report
+      reported = run_module('alexnet_jax.tools.report', root, '--json', env=slurm.env)
     time.sleep(0.2)
   fields = slurm.wait_for(submission['id'])
   assert {p.state for p in sweeps.states(root)} == {'finished'}, [
       open(sweeps.log_path(root, p.name)).read()[-2000:] for p in sweeps.states(root)]
   assert fields['ExitCode'] == '0:0'
   assert reported is not None and reported.returncode == 0, seen
+  tasks = {f'{submission["id"]}_{i}' for i in range(4)}  # squeue's word, 2 pending at first
+  assert {('queued', f'SLURM array task {t} (PD)') for t in tasks} & seen, seen
+  assert {('running', f'SLURM array task {t} (R)') for t in tasks} & seen, seen
   points = [json.loads(line) for line in reported.stdout.splitlines() if '"point"' in line]
   assert len(points) == 4 and {p['state'] for p in points} <= {'queued', 'running', 'finished'}
   assert one_by_one.wait(timeout=300) == 0, one_by_one.stdout.read()[-3000:]
