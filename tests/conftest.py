@@ -390,6 +390,9 @@ def slurm(tmp_path_factory):
   if missing := slurm_cluster.missing():
     pytest.skip(f'SLURM is not installed (no {", ".join(missing)}): apt-get install slurm-wlm '
                 'munge, as README\'s test command does')
+  if os.geteuid() != 0:
+    pytest.skip('slurmd starts jobs as their owners, so it runs as root: run the SLURM tests as '
+                'root, as .ci/run does')
   cluster = slurm_cluster.Cluster(str(tmp_path_factory.mktemp('slurm')))
   try:
     cluster.start()
