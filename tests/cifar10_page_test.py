@@ -131,3 +131,13 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
   assert '| fine-tuned from the 8-class run | 0: 80.00%, 1: 80.10%, 2: 80.20% | 80.10% ± 0.10% |' in text
   assert '| from scratch | 0: 65.00%, 1: 65.10%, 2: 65.20% | 65.10% ± 0.10% | 985 | 310 |' in text
   assert '--config=finetune --config.init_from=PRETRAINED' in text
+
+
+def test_the_checked_in_page_is_the_rendering_of_the_saved_facts(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(REPO, 'docs', 'cifar10', 'facts.json')) as f:
+    facts = json.load(f)
+  with open(cifar10_page.write(facts, str(tmp_path))) as f:
+    rendered = f.read()
+  with open(os.path.join(REPO, 'docs', 'cifar10.md')) as f:
+    assert f.read() == rendered
