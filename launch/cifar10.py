@@ -216,9 +216,9 @@ def lrn(args) -> dict:
 def training_seconds(run_: runs_lib.Run) -> float:
   """Seconds spent in the train steps: each log row's steps at its images/s (evaluations, start-up
   and the time between a stop and its resume left out)."""
-  total, previous = 0.0, 0
+  total, previous, batch = 0.0, 0, run_.config.get('data.batch_size', BATCH)
   for row in run_.train:
-    total += (row['step'] - previous) * BATCH / row['images_per_sec']
+    total += (row['step'] - previous) * batch / row['images_per_sec']
     previous = row['step']
   return total
 
@@ -317,6 +317,12 @@ TRANSFER_PER_CLASS = 500
 PRETRAIN_EPOCHS = 6.0
 SCRATCH_EPOCHS = 40.0  # of the 1,000 photos: 40,000 images, more than the fine-tuning sees
 TRANSFER_SEEDS = (0, 1, 2)
+# configs/finetune.py as it is (the classifier, FC6-FC8, at lr 0.001: made for torchvision's
+# ImageNet weights), then with the learning rate of the runs it starts from, then every layer.
+FINETUNE_VARIANTS = (('finetune', {}),
+                     ('finetune_lr0.01', {'config.optimizer.learning_rate': 0.01}),
+                     ('finetune_all_lr0.01', {'config.optimizer.learning_rate': 0.01,
+                                              'config.optimizer.trainable': 'all'}))
 
 
 def _link(source: str, target: str) -> None:
@@ -389,8 +395,9 @@ def transfer(args) -> dict:
   out['pretrain'] = {'top1': pretrained.eval[-1]['top1'], 'workdir': os.path.relpath(
       pretrained.path, args.root), 'train_seconds': training_seconds(pretrained)}
   commands = transfer_commands(eight, catdog, pretrained.path)
-  for kind in ('finetune', 'scratch'):
-    config, flags_ = commands[kind]
+  for kind, (config, flags_) in [(kind, (commands['finetune'][0], {**commands['finetune'][1], **extra}))
+                                 for kind, extra in FINETUNE_VARIANTS] + [('scratch',
+                                                                           commands['scratch'])]:
     for seed in TRANSFER_SEEDS:
       result = _run_in(config, {**flags_, 'config.seed': seed},
                        os.path.join(root, f'{kind}_seed{seed}'), args)

@@ -364,11 +364,21 @@ def _ablations(facts: dict) -> list[str]:
   return lines + ['']
 
 
+def _transfer_name(kind: str) -> str:
+  if kind == 'scratch':
+    return 'from scratch'
+  trained = 'every layer' if '_all' in kind else 'the classifier (FC6-FC8)'
+  lr = kind.rpartition('_lr')[2] if '_lr' in kind else '0.001, the config\'s'
+  return f'fine-tuned from the 8-class run: {trained}, lr {lr}'
+
+
 def _transfer(facts: dict) -> list[str]:
   t = facts['transfer']
   runs = t.get('runs', {})
-  kinds = {kind: [r for r in runs.values() if r['kind'] == kind] for kind in ('finetune', 'scratch')}
-  if not all(kinds.values()) or 'pretrain' not in t:
+  kinds = {}
+  for run in runs.values():
+    kinds.setdefault(run['kind'], []).append(run)
+  if 'scratch' not in kinds or 'pretrain' not in t or len(kinds) < 2:
     return []
   lines = ['## Cats against dogs, as the README\'s "Classify your own photos"', '',
            f'AlexNet (`configs/cifar10.py`) trained {t["pretrain_epochs"]:g} epochs on the 8 '
@@ -376,25 +386,24 @@ def _transfer(facts: dict) -> list[str]:
            f'{t["pretrain"]["top1"]:.2%} on those 8), then fine-tuned with `configs/finetune.py` '
            f'on {t["per_class"]} cats and {t["per_class"]} dogs; against the same 1,000 photos '
            f'trained from scratch with `configs/cifar10.py` ({t["scratch_epochs"]:g} epochs of them). '
-           'Both on the same held-out cats and dogs (the 5,000 held-out photos\' cats and dogs, '
+           'All on the same held-out cats and dogs (the 5,000 held-out photos\' cats and dogs, '
            'never seen by any of these runs): `python launch/cifar10.py --data=data/cifar10 '
            'transfer`.', '', '| start | seeds: held-out top-1 | mean ± std | photos | steps |',
            '|---|---|---:|---:|---:|']
-  names = {'finetune': 'fine-tuned from the 8-class run', 'scratch': 'from scratch'}
-  for kind, members in kinds.items():
+  for kind, members in sorted(kinds.items(), key=lambda kv: kv[0] == 'scratch'):
     members = sorted(members, key=lambda r: r['seed'])
     mean, std = _mean_std([r['top1'] for r in members])
     seeds = ', '.join(f'{r["seed"]}: {r["top1"]:.2%}' for r in members)
-    lines.append(f'| {names[kind]} | {seeds} | {mean:.2%} ± {std:.2%} | {members[0]["count"]} | '
-                 f'{members[0]["steps"]} |')
+    lines.append(f'| {_transfer_name(kind)} | {seeds} | {mean:.2%} ± {std:.2%} | '
+                 f'{members[0]["count"]} | {members[0]["steps"]} |')
   lines += ['', 'The commands: CATDOG holds train/cat/, train/dog/, val/cat/ and val/dog/ (the '
             'transfer part links them from data/cifar10), PRETRAINED is the 8-class run\'s workdir:',
             '']
-  for kind in ('finetune', 'scratch'):
-    command = kinds[kind][0]['command']
-    if kind == 'finetune':
+  for kind, members in sorted(kinds.items(), key=lambda kv: kv[0] == 'scratch'):
+    command = members[0]['command']
+    if kind != 'scratch':
       command += ' --config.init_from=PRETRAINED'
-    lines += [f'- {names[kind]}: `{command}`']
+    lines += [f'- {_transfer_name(kind)}: `{command}`']
   if facts.get('transfer_note'):
     lines += ['', facts['transfer_note']]
   return lines + ['']

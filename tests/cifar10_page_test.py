@@ -128,7 +128,8 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
   assert '| none (baseline) | | 44.50% ± 0.71% |' in text
   assert '| `model.lrn=False` | no LRN: +1.4' in text and '| +3.00 | yes: above every baseline' in text
   assert '| `data.flip=False` |' in text and '| 44.00% ± 0.71% | -0.50 | no |' in text
-  assert '| fine-tuned from the 8-class run | 0: 80.00%, 1: 80.10%, 2: 80.20% | 80.10% ± 0.10% |' in text
+  assert ("| fine-tuned from the 8-class run: the classifier (FC6-FC8), lr 0.001, the config's | "
+          '0: 80.00%, 1: 80.10%, 2: 80.20% | 80.10% ± 0.10% |') in text
   assert '| from scratch | 0: 65.00%, 1: 65.10%, 2: 65.20% | 65.10% ± 0.10% | 985 | 310 |' in text
   assert '--config=finetune --config.init_from=PRETRAINED' in text
 
