@@ -161,7 +161,9 @@ def start_jax(cache_dir: str | None = None) -> str | None:
   compilation cache (default: configs/default.py's folder); returns the cache's folder."""
   from alexnet_jax import compile_cache, xla_flags  # pylint: disable=g-import-not-at-top
   xla_flags.apply()
-  return compile_cache.enable(cache_dir or load_config_file('default').compilation_cache_dir)
+  if cache_dir is None:
+    cache_dir = load_config_file('default').compilation_cache_dir
+  return compile_cache.enable(cache_dir)  # '' (a config's choice): the cache off
 
 
 def run(main, *, uses_jax: bool = True) -> None:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 
+from alexnet_jax import errors
 from alexnet_jax import paths
 from alexnet_jax import runs
 
@@ -22,7 +23,7 @@ STATES = ('queued', 'running', 'finished', 'failed', 'stopped', 'not submitted')
 _WAITING = ('PD',)  # squeue's codes of a task not yet started; the others hold or ran it
 
 
-class SweepError(ValueError):
+class SweepError(errors.Error, ValueError):
   """A sweep folder whose state cannot be read: the message names the file and the fix."""
 
 
