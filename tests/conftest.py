@@ -33,10 +33,13 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 # load instead of compiling, no test depends on what an earlier session (or another worktree's
 # session) left, and no CLI run a test starts writes to ~/.cache (JAX_COMPILATION_CACHE_DIR wins
 # over config.compilation_cache_dir; compile_cache_test points its runs elsewhere).
-TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE') or tempfile.mkdtemp(
-    prefix='alexnet_jax_test_cache_')
-if 'ALEXNET_JAX_TEST_CACHE' not in os.environ:
+# With pytest-xdist (-n 2), its workers start after this import with this environment, so they share
+# the folder that the first process made, and that process removes it.
+TEST_CACHE = os.environ.get('ALEXNET_JAX_TEST_CACHE')
+if not TEST_CACHE:
+  TEST_CACHE = tempfile.mkdtemp(prefix='alexnet_jax_test_cache_')
   atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
+  os.environ['ALEXNET_JAX_TEST_CACHE'] = TEST_CACHE
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', TEST_CACHE)
 # With the CLI's size cap, so that this process keeps the cache's access times as the CLI does: an
 # entry written without one made every later CLI write fail (its eviction pass reads them all).
@@ -399,3 +402,11 @@ def slurm(tmp_path_factory):
     yield cluster
   finally:
     cluster.stop()
+
+
+def pytest_collection_modifyitems(items):
+  """With pytest-xdist's --dist=loadgroup, the tests on the one SLURM of the slurm fixture run in
+  one worker (two clusters on one machine would compete for its cores)."""
+  for item in items:
+    if 'slurm' in getattr(item, 'fixturenames', ()):
+      item.add_marker(pytest.mark.xdist_group('slurm'))
