@@ -15,16 +15,14 @@ from alexnet_jax.tools import evaluate
 
 
 @pytest.fixture(scope='module')
-def sweep(tmp_path_factory):
-  """(photos, [workdirs]): two seeds of the tiny folder run."""
-  root = tmp_path_factory.mktemp('sweep')
-  photos = conftest.write_photos(str(root / 'photos'))
-  workdirs = []
-  for seed in range(2):
-    workdir = str(root / f'seed{seed}')
-    train.train_and_evaluate(conftest.tiny_folder_config(photos, root / 'tfds', seed=seed), workdir)
-    workdirs.append(workdir)
-  return photos, workdirs
+def sweep(trained_run, tmp_path_factory):
+  """(photos, [workdirs]): two seeds of the tiny folder run; seed 0 is conftest's trained_run (the
+  same config on the same photos), read only here as everywhere."""
+  workdir, photos = trained_run
+  other = str(tmp_path_factory.mktemp('sweep') / 'seed1')
+  tfds_dir = os.path.join(os.path.dirname(photos), 'tfds')  # trained_run's, prepared already
+  train.train_and_evaluate(conftest.tiny_folder_config(photos, tfds_dir, seed=1), other)
+  return photos, [workdir, other]
 
 
 def test_ensemble_is_the_mean_of_the_members_softmax_computed_by_hand(sweep, tmp_path):

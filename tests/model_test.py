@@ -145,7 +145,8 @@ def test_lrn_matches_the_papers_equation():
 
 
 def test_paper_initialisation_statistics():
-  params = AlexNet(variant='paper').init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
+  params = AlexNet(variant='paper', fc_width=64).init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
   ones = {'conv2', 'conv4', 'conv5', 'fc6', 'fc7'}
   for name, layer in params.items():
     kernel = np.asarray(layer['kernel'])
@@ -154,7 +155,8 @@ def test_paper_initialisation_statistics():
 
 
 def test_torchvision_initialisation_is_pytorchs_default():
-  params = AlexNet(variant='torchvision').init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
+  params = AlexNet(variant='torchvision', fc_width=64).init(
+      jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
   for name, layer in params.items():
     kernel = np.asarray(layer['kernel'])
     fan_in = int(np.prod(kernel.shape[:-1]))
@@ -166,7 +168,7 @@ def test_torchvision_initialisation_is_pytorchs_default():
 
 @pytest.mark.parametrize('variant', ['paper', 'torchvision'])
 def test_he_initialisation_statistics(variant):
-  params = AlexNet(variant=variant, weight_init='he').init(
+  params = AlexNet(variant=variant, weight_init='he', fc_width=64).init(
       jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
   for name, layer in params.items():
     kernel = np.asarray(layer['kernel'])
@@ -176,7 +178,7 @@ def test_he_initialisation_statistics(variant):
 
 
 def test_weight_init_knob_crosses_variants():
-  params = AlexNet(variant='torchvision', weight_init='paper').init(
+  params = AlexNet(variant='torchvision', weight_init='paper', fc_width=64).init(
       jax.random.key(0), jnp.zeros((1, 64, 64, 3)))['params']
   assert abs(np.asarray(params['conv3']['kernel']).std() - 0.01) < 0.0005
   np.testing.assert_array_equal(params['fc6']['bias'], 1.0)

@@ -1,4 +1,5 @@
 """Gradient accumulation, the moving average of the parameters and the paper's plateau rule."""
+import functools
 import json
 import os
 
@@ -13,6 +14,7 @@ from conftest import train_parts
 
 from alexnet_jax import checkpoint
 from alexnet_jax import inference
+from alexnet_jax import input_pipeline
 from alexnet_jax import optim
 from alexnet_jax import parallel
 from alexnet_jax import train
@@ -27,9 +29,10 @@ from train_step_test import NUM_CLASSES
 from train_step_test import SIZE
 from train_step_test import UPDATE_RTOL
 
-MODEL = dict(num_classes=NUM_CLASSES, fc_width=128)
+MODEL = dict(num_classes=NUM_CLASSES, fc_width=64)
 
 
+@functools.cache  # the one-device reference is shared by the meshes' tests
 def _one_step(mesh_shape, accumulate_steps, n=16):
   from alexnet_jax.model import AlexNet  # pylint: disable=g-import-not-at-top
   model = AlexNet(**MODEL)
@@ -88,11 +91,19 @@ def test_ema_follows_the_parameters_step_by_step():
   assert not np.allclose(got['fc8']['kernel'], jax.device_get(state.params)['fc8']['kernel'])
 
 
+@pytest.fixture
+def small_eval(monkeypatch):
+  """The synthetic eval split at 32 examples (2 batches), not 256: these runs evaluate up to 10
+  times, and what they test is what happens around an evaluation, not its size."""
+  monkeypatch.setattr(input_pipeline, 'SYNTHETIC_EVAL_EXAMPLES', 32)
+
+
 def _ema_config(**overrides):
   return tiny_config(**{'optimizer.ema_decay': 0.5, 'total_steps': 4, 'checkpoint.every_steps': 2,
                         'eval_every_steps': 2, **overrides})
 
 
+@pytest.mark.usefixtures('small_eval')
 def test_ema_resumes_exactly_evaluates_both_and_loads_for_inference(tmp_path):
   straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
   final = train.train_and_evaluate(_ema_config(), straight)
@@ -124,6 +135,7 @@ def test_ema_resumes_exactly_evaluates_both_and_loads_for_inference(tmp_path):
     np.testing.assert_array_equal(b, c)
 
 
+@pytest.mark.usefixtures('small_eval')
 def test_turning_ema_on_at_a_resume_is_a_clear_error_that_moves_nothing(tmp_path):
   workdir = str(tmp_path / 'run')
   train.train_and_evaluate(_ema_config(**{'optimizer.ema_decay': 0.0, 'total_steps': 2}), workdir)
@@ -167,6 +179,7 @@ def _plateau_run_config(**overrides):
                         'log_every_steps': 1, 'checkpoint.every_steps': 2, **overrides})
 
 
+@pytest.mark.usefixtures('small_eval')
 def test_plateau_run_logs_the_divided_rate_and_resumes_its_state_exactly(tmp_path):
   straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
   train.train_and_evaluate(_plateau_run_config(), straight)
