@@ -9,6 +9,7 @@ import os
 import signal
 import struct
 import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -20,6 +21,7 @@ from conftest import GCS_BUCKET as BUCKET
 from conftest import finish
 from conftest import folder_run_command
 from conftest import run_module
+from conftest import run_modules
 from conftest import start
 from conftest import wait_until
 
@@ -64,6 +66,19 @@ def test_paths_copy_a_local_folder_into_a_bucket(gcs_emulator, tmp_path):
   assert paths.read_bytes(f'{target}/sub/b.json.gz') == b'perfetto'
 
 
+def _at_most_every(seconds: float, check):
+  """check, asked again only once `seconds` have passed (False in between): each ask of the
+  emulator costs CPU the run being watched needs."""
+  asked = [0.0]
+
+  def done() -> bool:
+    if time.monotonic() - asked[0] < seconds:
+      return False
+    asked[0] = time.monotonic()
+    return check()
+  return done
+
+
 def _records(path):
   return [json.loads(line) for line in paths.read_bytes(path).split(b'\n') if line.strip()]
 
@@ -87,7 +102,8 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
   log = tmp_path / 'run1.log'
   run = start(command, log, gcs_emulator)  # sets the partial step aside and starts afresh
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
-  wait_until(run, lambda: paths.exists(listed(6)), 'checkpoint 6', log, timeout=240)
+  wait_until(run, _at_most_every(0.25, lambda: paths.exists(listed(6))), 'checkpoint 6', log,
+             timeout=240)  # from there, steps 7-12 and 2 saves on GCS: seconds to kill it
   run.send_signal(signal.SIGKILL)
   code, text = finish(run, log)
   assert code == -signal.SIGKILL
@@ -118,14 +134,13 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
   drop = lambda r: {k: v for k, v in r.items() if k not in ('time', 'images_per_sec')}
   assert [drop(r) for r in got] == [drop(r) for r in want] and len(want) == 12 + 3
 
-  result = run_module('alexnet_jax.tools.predict', f'--workdir={remote}', '--json',
-                      os.path.join(data, 'class1'), env=gcs_emulator, timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
-  predictions = [json.loads(line) for line in result.stdout.splitlines()]
+  predicted, result = run_modules(  # both only read the checkpoint
+      ('alexnet_jax.tools.predict', f'--workdir={remote}', '--json', os.path.join(data, 'class1')),
+      ('alexnet_jax.tools.evaluate', f'--workdir={remote}'), env=gcs_emulator, timeout=120)
+  assert predicted.returncode == 0, predicted.stderr[-3000:]
+  predictions = [json.loads(line) for line in predicted.stdout.splitlines()]
   assert len(predictions) == 10 and all(p['predictions'][0]['name'].startswith('class')
                                         for p in predictions)
-  result = run_module('alexnet_jax.tools.evaluate', f'--workdir={remote}', env=gcs_emulator,
-                      timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   last_eval = [r for r in want if r['split'] == 'eval'][-1]
   assert json.loads(result.stdout.splitlines()[-1]) == {
@@ -148,16 +163,19 @@ def _received_bytes(emulator) -> int:
     return json.load(answer)['bytes']
 
 
+EVAL_EVERY = 30  # log points between eval rows (and pictures)
+
+
 def _log_points(workdir: str, count: int) -> None:
   """What train.py's metric writer sends for `count` train points, an eval row and conv1's picture
-  every 100."""
+  every EVAL_EVERY."""
   writer = metrics.Writer(workdir)
   writer.truncate_after(0)
   filters_HWC = np.random.default_rng(0).integers(0, 256, (60, 72, 3), np.uint8)
   for step in range(1, count + 1):
     writer.write(step, 'train', {'loss': 6.9 / step, 'top1': step / count, 'top5': 0.5,
                                  'learning_rate': 0.01, 'images_per_sec': 412.25})
-    if step % 100 == 0:
+    if step % EVAL_EVERY == 0:
       writer.write(step, 'eval', {'loss': 1.5, 'top1': 0.5, 'top5': 0.75, 'count': 10000})
       writer.image(step, 'conv1/filters', filters_HWC)
   writer.close()
@@ -176,20 +194,22 @@ def _events(data: bytes) -> list:
 
 def test_gs_log_points_send_as_many_bytes_at_the_end_of_a_run_as_at_its_start(gcs_emulator):
   """GCS has no append: a log point used to send the whole log and events file again (26 kB a
-  point over 100 points, 257 kB over 1,000). Now each sends its own line and events."""
+  point over 100 points, 257 kB over 1,000). Now each sends its own line and events: 10 times the
+  points, 10 times the bytes (the whole log again would be 100 times)."""
   sent = {}
-  for count in (100, 1000):
+  for count in (30, 300):  # ~10 ms a request to the emulator, 4 requests a point
     workdir = f'gs://{BUCKET}/log_points_{count}'
     before = _received_bytes(gcs_emulator)
     _log_points(workdir, count)
     sent[count] = _received_bytes(gcs_emulator) - before
-  assert sent[1000] / sent[100] < 12, sent
+  assert sent[300] / sent[30] < 12, sent
   # The log and the events read back whole, as one object each (no helper object left).
   run = runs.read(workdir)
-  assert [r['step'] for r in run.train] == list(range(1, 1001))
-  assert [r['step'] for r in run.eval] == list(range(100, 1001, 100))
+  assert [r['step'] for r in run.train] == list(range(1, 301))
+  assert [r['step'] for r in run.eval] == list(range(EVAL_EVERY, 301, EVAL_EVERY))
   (events,) = [n for n in paths.listdir(workdir) if n != metrics.LOG]
   found = [(e.step, v.tag) for e in _events(paths.read_bytes(f'{workdir}/{events}'))
            for v in e.summary.value]
-  assert [step for step, tag in found if tag == 'train/loss'] == list(range(1, 1001))
-  assert [step for step, tag in found if tag == 'conv1/filters'] == list(range(100, 1001, 100))
+  assert [step for step, tag in found if tag == 'train/loss'] == list(range(1, 301))
+  assert [step for step, tag in found if tag == 'conv1/filters'] == list(
+      range(EVAL_EVERY, 301, EVAL_EVERY))

@@ -82,10 +82,12 @@ def stopped_job(slurm, tmp_path_factory):
   one_process = start(command, root / 'reference.log', {'XLA_FLAGS': None})  # one CPU device
   workdir = str(root / 'run')
   job = _sbatch(slurm, workdir, logs)
-  deadline = time.time() + 300
+  deadline, asked = time.time() + 300, 0.0
   while max((r['step'] for r in metrics_records(workdir, being_written=True)), default=0) < 2:
-    assert time.time() < deadline and slurm.job(job).get('JobState') in (
-        'PENDING', 'RUNNING'), _ended(slurm, job, logs)
+    if time.time() > asked + 1:  # scontrol once a second: each call costs CPU the job needs
+      assert time.time() < deadline and slurm.job(job).get('JobState') in (
+          'PENDING', 'RUNNING'), _ended(slurm, job, logs)
+      asked = time.time()
     time.sleep(0.05)
   subprocess.run([job if w == 'JOBID' else w for w in cancel], env={**os.environ, **slurm.env},
                  check=True, timeout=60)

@@ -236,6 +236,13 @@ def test_a_slurm_array_of_4_points_2_at_a_time_ends_as_the_points_run_one_after_
   one_by_one = subprocess.Popen(command + [f'--workdir_root={tmp_path / "one_by_one"}'],
                                 cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
+  # The array once the first point here has ended: its programs (every point's: total_steps is
+  # no constant of them) are then in the cache, where 3 runs at once would each compile them.
+  first = sweeps.status_path(str(tmp_path / 'one_by_one'), 'total_steps=2')
+  deadline = time.time() + 300
+  while not (os.path.exists(first) and '"exited"' in open(first).read()):
+    assert one_by_one.poll() is None and time.time() < deadline, one_by_one.stdout.read()[-3000:]
+    time.sleep(0.1)
   root = str(tmp_path / 'array')
   submit = command + [f'--workdir_root={root}', '--submit=slurm', '--max_parallel=2']
   result = subprocess.run(submit, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
