@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -43,18 +44,53 @@ def test_the_step_and_the_benchmark_import_without_tensorflow():
   assert 'import of tensorflow halted; None in sys.modules' in done.stderr, done.stderr[-2000:]
 
 
-def _benchmark(tmp_path, *args) -> dict:
-  """tools.benchmark with args, one round of one step, no warm-up: its JSON."""
+# The tool runs of this module's tests, each one round of one step with no warm-up. Most of a run
+# is one core importing and compiling, in one worker process after another, so the runs go at once
+# (`tool_runs`): their figures are checked here, not timed.
+ONCE = ('--steps=1', '--rounds=1', '--warmup=0')
+RUNS = {
+    'alexnet': ('alexnet_jax.tools.benchmark', '--batch=2', '--forward_batch=4', '--image_size=64',
+                *ONCE),
+    'cifar': ('alexnet_jax.tools.benchmark', '--network=cifar18pct', '--batch=4', '--modes=train',
+              *ONCE),
+    'layers': ('alexnet_jax.tools.layer_profile', '--batch=2', '--image_size=64', '--reps=1',
+               '--rounds=1'),
+}
+USES = {'test_benchmark_writes_every_figure_of_every_row': 'alexnet',
+        'test_benchmark_runs_a_cifar_network_beside_its_torch_twin': 'cifar',
+        'test_layer_profile_times_every_layer_in_both_frameworks': 'layers'}
+
+
+@pytest.fixture(scope='module')
+def tool_runs(request, tmp_path_factory):
+  """result(name): the JSON of RUNS[name], once it ends; the runs of the selected tests all start
+  at the first call's setup."""
   pytest.importorskip('torch')
-  path = tmp_path / 'bench.json'
-  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.benchmark', *args, '--steps=1',
-                  '--rounds=1', '--warmup=0', f'--json={path}'], check=True, timeout=900,
-                 cwd=workers.ROOT)
-  return json.loads(path.read_text())
+  root = tmp_path_factory.mktemp('tool_runs')
+  names = {USES[item.name] for item in request.session.items
+           if item.module is request.module and item.name in USES}
+  started = {}
+  for name in sorted(names):
+    module, *args = RUNS[name]
+    with open(root / f'{name}.log', 'w') as log:
+      started[name] = subprocess.Popen(
+          [sys.executable, '-m', module, *args, f'--json={root / name}.json'], cwd=workers.ROOT,
+          stdout=log, stderr=subprocess.STDOUT)
+  deadline = time.time() + 900
+
+  def result(name):
+    code = started[name].wait(max(1, deadline - time.time()))
+    assert code == 0, (root / f'{name}.log').read_text()[-3000:]
+    return json.loads((root / f'{name}.json').read_text())
+  yield result
+  for process in started.values():
+    if process.poll() is None:
+      process.kill()
+      process.wait()
 
 
-def test_benchmark_writes_every_figure_of_every_row(tmp_path):
-  result = _benchmark(tmp_path, '--batch=2', '--forward_batch=4', '--image_size=64')
+def test_benchmark_writes_every_figure_of_every_row(tool_runs):
+  result = tool_runs('alexnet')
   assert result['rows']['train']['matmul_gflops'] > 0 and len(result['load_average']) == 3
   assert list(result['rows']) == ['train', 'train_bf16', 'forward']
   assert [row['batch'] for row in result['rows'].values()] == [2, 2, 4]
@@ -72,14 +108,9 @@ def test_benchmark_writes_every_figure_of_every_row(tmp_path):
   assert train['cache_warm'] == {'loaded': train['cache']['compiled'], 'compiled': 0}
 
 
-def test_layer_profile_times_every_layer_in_both_frameworks(tmp_path):
-  pytest.importorskip('torch')
+def test_layer_profile_times_every_layer_in_both_frameworks(tool_runs):
   from alexnet_jax.tools import layer_profile  # pylint: disable=g-import-not-at-top
-  path = tmp_path / 'layers.json'
-  subprocess.run([sys.executable, '-m', 'alexnet_jax.tools.layer_profile', '--batch=2',
-                  '--image_size=64', '--reps=1', '--rounds=1', f'--json={path}'],
-                 check=True, timeout=600, cwd=workers.ROOT)
-  result = json.loads(path.read_text())
+  result = tool_runs('layers')
   names = [layer['name'] for layer in layer_profile.layers(64)]
   assert names == ['conv1', 'pool1', 'conv2', 'pool2', 'conv3', 'conv4', 'conv5', 'pool5',
                    'fc6', 'fc7', 'fc8']
@@ -102,8 +133,8 @@ def test_a_worker_that_hangs_on_exit_is_killed_after_its_last_reply(tmp_path, mo
   assert worker.process.returncode is not None and worker.process.returncode < 0  # killed
 
 
-def test_benchmark_runs_a_cifar_network_beside_its_torch_twin(tmp_path):
-  result = _benchmark(tmp_path, '--network=cifar18pct', '--batch=4', '--modes=train')
+def test_benchmark_runs_a_cifar_network_beside_its_torch_twin(tool_runs):
+  result = tool_runs('cifar')
   row = result['rows']['train']
   assert result['network'] == 'cifar18pct' and result['image_size'] == 32 and row['batch'] == 4
   # The same network on both sides: cuda-convnet's 18pct file has 89,578 parameters.

@@ -6,8 +6,9 @@ from conftest import run_module
 from conftest import tiny_flags
 
 
-def _run(tmp_path, name, *overrides, env_cache=None, devices=8):
+def _run(tmp_path, name, *overrides, env_cache=None, devices=2):
   # Not conftest's session cache: env_cache or none, so that config.compilation_cache_dir decides.
+  # 2 devices: sharded programs, and fewer of them to compile than on conftest's 8 (32, not 110).
   result = run_module('alexnet_jax.main', '--config=configs/default.py',
                       f'--workdir={tmp_path / name}', *tiny_flags(), *overrides,
                       env={'JAX_COMPILATION_CACHE_DIR': env_cache,
@@ -37,7 +38,7 @@ def test_second_run_of_a_config_loads_every_program_from_the_cache(tmp_path):
 
 def test_empty_key_turns_the_cache_off_even_with_jax_env_variable(tmp_path):
   env_cache = tmp_path / 'env_cache'
-  # One device: a cold compile of fewer programs (6, not 110), as many as it takes to see a write.
+  # One device: a cold compile of fewer programs (6, not 32), as many as it takes to see a write.
   log = _run(tmp_path, 'off', '--config.compilation_cache_dir=', env_cache=str(env_cache),
              devices=1)
   assert not env_cache.exists()

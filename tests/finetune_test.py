@@ -1,5 +1,6 @@
 """The 'classify your own photos' flow as README gives it: import -> fine-tune -> predict."""
 import json
+import os
 
 import jax
 import numpy as np
@@ -9,6 +10,10 @@ from alexnet_jax import inference
 from conftest import error_line
 from conftest import run_module
 from conftest import write_photos
+
+
+# 2 devices, not conftest's 8 (the last flag counts): the batch still split, fewer programs.
+DEVICES = {'XLA_FLAGS': os.environ['XLA_FLAGS'] + ' --xla_force_host_platform_device_count=2'}
 
 
 def _finetune_flags(workdir, pretrained, photos, tfds_dir, **overrides):
@@ -25,7 +30,8 @@ def test_import_finetune_the_classifier_then_predict_new_photos(imported_torchvi
   pretrained = imported_torchvision[2]  # tools.import_torchvision's workdir (conftest)
   photos = write_photos(str(tmp_path / 'photos'), classes=2, per_class=16, size=(80, 96))
   run = str(tmp_path / 'cats_dogs')
-  result = run_module('alexnet_jax.main', *_finetune_flags(run, pretrained, photos, tmp_path / 'tfds'))
+  flags = _finetune_flags(run, pretrained, photos, tmp_path / 'tfds')
+  result = run_module('alexnet_jax.main', *flags, env=DEVICES)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 're-initialised fc8' in result.stderr
 
@@ -40,7 +46,8 @@ def test_import_finetune_the_classifier_then_predict_new_photos(imported_torchvi
   assert after['fc8']['kernel'].shape == (64, 2)
 
   new_photos = write_photos(str(tmp_path / 'new'), classes=2, per_class=2, seed=1, size=(80, 96))
-  result = run_module('alexnet_jax.tools.predict', f'--workdir={run}', '--json', new_photos)
+  result = run_module('alexnet_jax.tools.predict', f'--workdir={run}', '--json', new_photos,
+                      env=DEVICES)
   assert result.returncode == 0, result.stderr[-3000:]
   lines = [json.loads(line) for line in result.stdout.splitlines()]
   assert len(lines) == 4
