@@ -404,9 +404,14 @@ def slurm(tmp_path_factory):
     cluster.stop()
 
 
+# Session fixtures whose users run in one pytest-xdist worker (--dist=loadgroup): the SLURM of the
+# slurm fixture (two clusters on one machine would compete for its cores), and the costlier runs,
+# made once instead of once per worker.
+_GROUPED_FIXTURES = ('slurm', 'imported_torchvision', 'folder_reference_run')
+
+
 def pytest_collection_modifyitems(items):
-  """With pytest-xdist's --dist=loadgroup, the tests on the one SLURM of the slurm fixture run in
-  one worker (two clusters on one machine would compete for its cores)."""
   for item in items:
-    if 'slurm' in getattr(item, 'fixturenames', ()):
-      item.add_marker(pytest.mark.xdist_group('slurm'))
+    used = [f for f in _GROUPED_FIXTURES if f in getattr(item, 'fixturenames', ())]
+    if used:
+      item.add_marker(pytest.mark.xdist_group(used[0]))
