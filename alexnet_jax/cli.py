@@ -4,7 +4,7 @@ convention.
 
 Output convention: stdout carries what the user asked for (a table, JSON lines, predictions), so
 that it can be piped; progress, warnings and `wrote PATH ...` lines (cli.wrote) go to stderr.
---output always names a file; a tool that writes a run (a workdir) takes --output_workdir.
+--output always names a file; a folder is --output_dir (report), a new run --output_workdir (average).
 """
 import contextlib
 import functools

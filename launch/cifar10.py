@@ -103,6 +103,12 @@ def run(config: str, point: dict, root: str, args, stop_at_error=None):
   return runs_lib.read(workdir)
 
 
+def _finished(result, epochs: float) -> bool:
+  """Whether run()'s result trained its epochs and evaluated (None: not there, --no_run)."""
+  return bool(result is not None and result.eval and
+              result.last_step >= int(epochs * STEPS_PER_EPOCH))
+
+
 def diverged(run_: runs_lib.Run) -> bool:
   """runs.py's verdict, or the run's log ends in train.py's non-finite error (a divergence
   between two checkpoints leaves no other mark)."""
@@ -230,7 +236,7 @@ def alexnet(args) -> dict:
   epochs = cifar10.get_config().num_epochs
   result = run(ALEXNET_CONFIG, {'config.seed': 0, 'config.num_epochs': epochs},
                os.path.join(args.root, 'alexnet'), args)
-  if result is None or not result.eval or result.last_step < int(epochs * STEPS_PER_EPOCH):
+  if not _finished(result, epochs):
     return {}  # --no_run: not finished (yet)
   # The tools see it as runs/cifar10_alexnet, the README's workdir: their pictures' titles and the
   # commands shown name that, not this machine's folders.
@@ -276,7 +282,7 @@ def recipe(args) -> dict:
     point = {'config.optimizer.learning_rate': lr, 'config.model.dropout_rate': dropout,
              'config.seed': 0, 'config.num_epochs': RECIPE_EPOCHS}
     result = run(ALEXNET_CONFIG, point, os.path.join(args.root, 'recipe'), args)
-    if result is None or not result.eval or result.last_step < int(RECIPE_EPOCHS * STEPS_PER_EPOCH):
+    if not _finished(result, RECIPE_EPOCHS):
       continue
     out['runs'][f'lr={lr},dropout={dropout}'] = {
         'lr': lr, 'dropout': dropout, 'top1': result.eval[-1]['top1'],
@@ -300,8 +306,7 @@ def ablations(args) -> dict:
     for seed in ABLATION_SEEDS:
       point = {**change, 'config.seed': seed, 'config.num_epochs': ABLATION_EPOCHS}
       result = run(ALEXNET_CONFIG, point, root, args)
-      if result is None or not result.eval or result.last_step < int(
-          ABLATION_EPOCHS * STEPS_PER_EPOCH):
+      if not _finished(result, ABLATION_EPOCHS):
         continue
       name = ','.join(f'{k.removeprefix("config.")}={v}' for k, v in change.items()) or 'baseline'
       out['runs'][f'{name},seed={seed}'] = {
@@ -395,9 +400,10 @@ def transfer(args) -> dict:
   out['pretrain'] = {'top1': pretrained.eval[-1]['top1'], 'workdir': os.path.relpath(
       pretrained.path, args.root), 'train_seconds': training_seconds(pretrained)}
   commands = transfer_commands(eight, catdog, pretrained.path)
-  for kind, (config, flags_) in [(kind, (commands['finetune'][0], {**commands['finetune'][1], **extra}))
-                                 for kind, extra in FINETUNE_VARIANTS] + [('scratch',
-                                                                           commands['scratch'])]:
+  finetune_config, finetune_flags = commands['finetune']
+  kinds = {kind: (finetune_config, {**finetune_flags, **extra}) for kind, extra in FINETUNE_VARIANTS}
+  kinds['scratch'] = commands['scratch']
+  for kind, (config, flags_) in kinds.items():
     for seed in TRANSFER_SEEDS:
       result = _run_in(config, {**flags_, 'config.seed': seed},
                        os.path.join(root, f'{kind}_seed{seed}'), args)
@@ -419,11 +425,9 @@ def transfer(args) -> dict:
 def _run_in(config: str, flags_: dict, workdir: str, args):
   """config with flags_ in workdir: reused when finished, resumed or started; with args.no_run,
   what is there (None if nothing)."""
-  done = runs_lib.read(workdir) if runs_lib.is_run(workdir) else None
-  if args.no_run or (done and done.finished):
-    return done
-  results.launch(config, flags_, workdir)
-  return runs_lib.read(workdir)
+  if not args.no_run:
+    results.train(config, flags_, workdir)  # reused when finished
+  return runs_lib.read(workdir) if runs_lib.is_run(workdir) else None
 
 
 def _alexnet_run(args, seed: int, no_run: bool = False):
@@ -432,8 +436,7 @@ def _alexnet_run(args, seed: int, no_run: bool = False):
   run_args = argparse.Namespace(**{**vars(args), 'no_run': args.no_run or no_run})
   result = run(ALEXNET_CONFIG, {'config.seed': seed, 'config.num_epochs': epochs},
                os.path.join(args.root, 'alexnet'), run_args)
-  finished = result is not None and result.eval and result.last_step >= int(epochs * STEPS_PER_EPOCH)
-  return result if finished else None
+  return result if _finished(result, epochs) else None
 
 
 def ensemble(args) -> dict:
