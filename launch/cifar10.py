@@ -271,7 +271,9 @@ def alexnet(args) -> dict:
 
 
 RECIPE_EPOCHS = 3.0
-RECIPE_GRID = tuple((lr, dropout) for dropout in (0.5, 0.0) for lr in (0.01, 0.02))
+# (learning rate, dropout), in the order they run: without dropout first (the 12-epoch run with
+# dropout trained 76.5% of its windows against 75.6% held out: not overfitting).
+RECIPE_GRID = ((0.01, 0.0), (0.02, 0.0), (0.01, 0.5), (0.02, 0.5))
 
 
 def recipe(args) -> dict:
@@ -398,7 +400,8 @@ def transfer(args) -> dict:
   if pretrained is None or not pretrained.finished:
     return out
   out['pretrain'] = {'top1': pretrained.eval[-1]['top1'], 'workdir': os.path.relpath(
-      pretrained.path, args.root), 'train_seconds': training_seconds(pretrained)}
+      pretrained.path, args.root), 'train_seconds': training_seconds(pretrained),
+                     'images': pretrained.last_step * pretrained.config['data.batch_size']}
   commands = transfer_commands(eight, catdog, pretrained.path)
   finetune_config, finetune_flags = commands['finetune']
   kinds = {kind: (finetune_config, {**finetune_flags, **extra}) for kind, extra in FINETUNE_VARIANTS}
@@ -412,6 +415,7 @@ def transfer(args) -> dict:
       out['runs'][f'{kind},seed={seed}'] = {
           'kind': kind, 'seed': seed, 'top1': result.eval[-1]['top1'],
           'count': result.eval[-1].get('count'), 'steps': result.last_step,
+          'images': result.last_step * result.config['data.batch_size'],
           'train_seconds': training_seconds(result),
           'workdir': os.path.relpath(result.path, args.root),
           # as a user types it: the folders as CATDOG (train/{cat,dog}/, val/{cat,dog}/)

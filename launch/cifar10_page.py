@@ -263,6 +263,43 @@ def _ensemble(facts: dict) -> list[str]:
                   f'{five1}% / {five5}%: {one1 - five1:.1f} points of top-1 from averaging.', '']
 
 
+TRAIN_PHOTOS = 45_000  # of the 50,000: the rest held out
+
+
+def alexnet_images(facts: dict) -> dict:
+  """Training images each group of AlexNet runs on the page went through: {group: images}."""
+  out = {}
+  if facts.get('alexnet'):
+    out['the 12-epoch run'] = facts['alexnet']['epochs'] * TRAIN_PHOTOS
+  if facts.get('alexnet_choice'):
+    c = facts['alexnet_choice']
+    out['the two inputs compared'] = len(c['rows']) * c['epochs'] * TRAIN_PHOTOS
+  if facts.get('recipe', {}).get('runs'):
+    out['the recipe grid'] = len(facts['recipe']['runs']) * facts['recipe']['epochs'] * TRAIN_PHOTOS
+  if facts.get('ensemble') and facts.get('alexnet'):  # seed 0 is the 12-epoch run
+    members = len(next(iter(facts['ensemble']['crops'].values()))['members'])
+    out['the ensemble\'s other seeds'] = (members - 1) * facts['alexnet']['epochs'] * TRAIN_PHOTOS
+  if facts.get('ablations', {}).get('runs'):
+    out['the ablations'] = len(facts['ablations']['runs']) * facts['ablations']['epochs'] * TRAIN_PHOTOS
+  t = facts.get('transfer', {})
+  if t.get('runs') and all('images' in r for r in t['runs'].values()):
+    out['cats against dogs'] = t['pretrain']['images'] + sum(r['images'] for r in t['runs'].values())
+  return out
+
+
+def _alexnet_time(facts: dict) -> list[str]:
+  """The AlexNet runs' time at the 12-epoch run's rate on the idle cores."""
+  a, groups = facts['alexnet'], alexnet_images(facts)
+  rate = a['epochs'] * TRAIN_PHOTOS / a['train_seconds']
+  total = sum(groups.values())
+  parts = ', '.join(f'{name} {images / 1e6:.2f}M' for name, images in groups.items())
+  return [f'Time: the AlexNet runs on this page went through {total / 1e6:.2f} million training '
+          f'images ({parts}). At the 12-epoch run\'s rate on the 2 idle cores, '
+          f'{rate:.0f} images/s, that is {total / rate / 3600:.1f} hours of train steps (the '
+          'fine-tuning of the classifier alone runs faster than that; evaluation and start-up not '
+          'counted). They ran over several sessions, often side by side on the shared cores.', '']
+
+
 def _alexnet(facts: dict) -> list[str]:
   a = facts['alexnet']
   one, ten = a['eval']['1'], a['eval']['10']
@@ -278,12 +315,13 @@ def _alexnet(facts: dict) -> list[str]:
       f'| 10 crops (`--config.data.eval_crops=10`) | {ten["top1"]:.2%} | {ten["top5"]:.2%} | '
       f'{ten["loss"]:.3f} | {ten["count"]} |', '',
       f'Training took {minutes:.1f} minutes of train steps on the 2 idle CPU cores (evaluation and '
-      f'start-up not counted); the training accuracy of the last 50 steps, with augmentation and '
-      f'dropout: {a["final_train_top1"]:.2%}. 10 crops add {(ten["top1"] - one["top1"]) * 100:+.2f} '
+      f'start-up not counted); the training accuracy of the last 50 steps, with augmentation'
+      f'{" and dropout" if a.get("dropout", 0.5) else ""}: {a["final_train_top1"]:.2%}. 10 crops add {(ten["top1"] - one["top1"]) * 100:+.2f} '
       'points of top-1. The anchor: cuda-convnet\'s 18pct network reached 82% test accuracy in 20 '
       'minutes on a GTX 580.', '']
   if facts.get('alexnet_note'):
     lines += [facts['alexnet_note'], '']
+  lines += _alexnet_time(facts)
   if facts.get('alexnet_choice'):
     lines += _alexnet_choice(facts)
   if facts.get('recipe', {}).get('runs'):

@@ -7,7 +7,7 @@ reports, the pictures and the page, printing each command. Figure 1: the learnin
 seed 0, then the other seeds at each activation's best rate; each run stops (SIGTERM: a checkpoint,
 exit 0) once it reaches 25% training error. Ablations: configs/sweeps/ablations.py, 2 seeds.
 With --cifar10_data (CIFAR-10's photos, DATA/train/<class>/), first the paper's CIFAR-10
-experiments on them and AlexNet's: launch/cifar10.py's figure1, difference, lrn, alexnet and page
+experiments on them and AlexNet's: launch/cifar10.py's parts (CIFAR10_PARTS) and page
 (DOCS/cifar10.md), their runs under ROOT/cifar10, reused and resumed in the same way; their
 sections then open results.md. --page_only rewrites the page from the saved facts, running nothing.
 """
@@ -41,6 +41,11 @@ TRAIN_ERROR = 0.25
 ABLATION_SEEDS = (0, 1)
 _ABSL_STAMP = re.compile(r'[IWEF]((?:0[1-9]|1[0-2])\d\d \d\d:\d\d:\d\d\.\d{6}) ')
 
+
+# launch/cifar10.py's parts that --cifar10_data runs, in order (its 'speed' benchmark is left out:
+# it needs the cores to itself).
+CIFAR10_PARTS = ('figure1', 'difference', 'lrn', 'recipe', 'alexnet', 'ensemble', 'ablations',
+                 'transfer')
 
 def shell(command, **kwargs) -> subprocess.CompletedProcess:
   """Runs command in the repository; a failure stops this script with the tool's error line."""
@@ -219,8 +224,7 @@ def main() -> None:
     shell([sys.executable, os.path.join(REPO, 'launch', 'cifar10.py'),
            f'--data={os.path.abspath(args.cifar10_data)}',
            f'--root={os.path.join(os.path.abspath(args.root), "cifar10")}',
-           f'--docs={os.path.abspath(args.docs)}', 'figure1', 'difference', 'lrn', 'alexnet',
-           'page'])
+           f'--docs={os.path.abspath(args.docs)}', *CIFAR10_PARTS, 'page'])
   # The runs start in the repository: paths given from elsewhere must mean the same there.
   args.root, args.docs = os.path.abspath(args.root), os.path.abspath(args.docs)
   os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', os.path.join(os.path.abspath(args.root),

@@ -168,7 +168,8 @@ def _ablations(facts: dict) -> list[str]:
 
 
 def cifar10_sections(cifar10: dict) -> str:
-  """launch/cifar10.py's sections (Figure 1, the normalization result, AlexNet) for this page,
+  """launch/cifar10.py's sections (Figure 1, the normalization result, AlexNet, its ensemble,
+  ablations and transfer) for this page,
   one heading level down; their pictures are docs/cifar10/'s, which this page's links reach too."""
   import cifar10_page  # pylint: disable=g-import-not-at-top  # launch/cifar10_page.py
   lines = []
@@ -180,10 +181,14 @@ def cifar10_sections(cifar10: dict) -> str:
     lines += cifar10_page._alexnet(cifar10)  # pylint: disable=protected-access
   if cifar10.get('ensemble'):
     lines += cifar10_page._ensemble(cifar10)  # pylint: disable=protected-access
+  if cifar10.get('ablations', {}).get('runs'):
+    lines += cifar10_page._ablations(cifar10)  # pylint: disable=protected-access
+  if cifar10.get('transfer', {}).get('runs'):
+    lines += cifar10_page._transfer(cifar10)  # pylint: disable=protected-access
   demoted = ['#' + line if line.startswith('##') else line for line in lines]
   return '\n'.join(['## Real photographs: CIFAR-10', '',
                      'Written from `docs/cifar10/facts.json` by `python launch/cifar10.py '
-                     '--data=data/cifar10 figure1 lrn alexnet page` (or `python launch/results.py '
+                     '--data=data/cifar10 figure1 lrn alexnet ensemble ablations transfer page` (or `python launch/results.py '
                      '--cifar10_data=data/cifar10`), on the 50,000 CIFAR-10 training photos: 45,000 '
                      'train, 5,000 held out. More, with the PyTorch step comparison: '
                      '[cifar10.md](cifar10.md).', ''] + demoted)
