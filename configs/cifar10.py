@@ -5,8 +5,8 @@
       --config.data.name=folder:data/cifar10
   python -m alexnet_jax.tools.evaluate --workdir=runs/cifar10_alexnet --config.data.eval_crops=10
 
-The paper's network unchanged (five convolutions, two groups, LRN after conv1 and conv2,
-overlapping 3/2 max pooling, FC6/FC7 of 4096 with dropout 0.5) on the photos upsampled to 64 px:
+The paper's layers unchanged (five convolutions, two groups, LRN after conv1 and conv2,
+overlapping 3/2 max pooling, FC6/FC7 of 4096), without dropout, on the photos upsampled to 64 px:
 conv1's 11x11 stride 4 then gives 15x15 maps, the pools 7x7, 3x3 and 1x1, and FC6 reads the 256
 features of the last (model.pooled_size=1 instead of the 6x6 of 224-px inputs). 20,209,034
 parameters. Chosen by measurement (docs/results.md, 'AlexNet on CIFAR-10'): after 2 epochs it held
@@ -16,14 +16,20 @@ same speed (about 320 images/s on 2 CPU cores; a 5x5 stride-1 conv1 would run at
 default initialisation: with the paper's N(0, 0.01) and biases of 1, the 32-px variant was still
 at chance after 400 steps (1.1 epochs) and this one left it only after 250 steps.
 
+No dropout, by measurement (docs/cifar10.md, 'The learning rate and dropout, measured'): after 3
+epochs at lr 0.01 the network held out 63.4% without it against 59.7% with the paper's 0.5, and
+the 12-epoch run with 0.5 trained about as well as it held out (76.5% against 75.6%): at this
+budget it underfits, and dropout slows it further. --config.model.dropout_rate=0.5 puts it back.
+
 The paper's augmentation at its own ratio: random windows of 28 of the 32 pixels (224/256 of the
 side) scaled to 64, flips, PCA lighting; the centre window to evaluate (or
 --config.data.eval_crops=10: four corners, centre and their mirrors). 45,000 photos train and
 5,000 are held out (a fixed shuffle of the training set). The paper's SGD (batch 128, momentum
 0.9, weight decay 5e-4, learning rate 0.01) with a cosine decay over the 12 epochs instead of its
 three divisions by 10, which need a run long enough for the error to plateau three times.
-Expected: 75.6% top-1 on the 5,000 held-out photos (77.6% with 10 crops) after the 12 epochs,
-28 minutes of train steps on 2 CPU cores (docs/results.md, 'AlexNet on CIFAR-10').
+Expected with dropout 0.5: 75.6% top-1 on the 5,000 held-out photos (77.6% with 10 crops) after
+the 12 epochs, 28 minutes of train steps on 2 CPU cores (docs/results.md, 'AlexNet on CIFAR-10');
+the 12-epoch run without dropout is being measured.
 With TFDS's cifar10 instead of the folder: --config.data.name=cifar10
 --config.data.train_split=train --config.data.eval_split=test.
 """
@@ -43,6 +49,7 @@ def get_config():
   config.model.num_classes = 10
   config.model.pooled_size = 1
   config.model.weight_init = 'torchvision'
+  config.model.dropout_rate = 0.0  # measured: 63.4% against 59.7% with 0.5 after 3 epochs
   config.optimizer.learning_rate = 0.01
   config.optimizer.schedule = 'cosine'
   config.optimizer.warmup_steps = 200

@@ -252,6 +252,7 @@ def alexnet(args) -> dict:
     os.symlink(result.path, link)
   out = {'epochs': epochs, 'workdir': os.path.relpath(result.path, args.root),
          'train_seconds': training_seconds(result), 'final_train_top1': _full_windows(result)[-1]['top1'],
+         'dropout': result.config['model.dropout_rate'],
          'eval': {}, 'pictures': {}}
   for crops in (1, 10):
     said = results.shell([sys.executable, '-m', 'alexnet_jax.tools.evaluate',
@@ -295,6 +296,9 @@ def recipe(args) -> dict:
 
 ABLATION_EPOCHS = 2.0
 ABLATION_SEEDS = (0, 1)
+# configs/cifar10.py has no dropout (recipe()'s grid): the sweep's no-dropout point would be its
+# baseline again, so here that point puts the paper's dropout back in.
+ABLATION_INSTEAD = {(('config.model.dropout_rate', 0.0),): {'config.model.dropout_rate': 0.5}}
 
 
 def ablations(args) -> dict:
@@ -305,6 +309,7 @@ def ablations(args) -> dict:
   out = {'epochs': ABLATION_EPOCHS, 'seeds': list(ABLATION_SEEDS), 'runs': {}}
   root = os.path.join(args.root, f'ablations_{ABLATION_EPOCHS:g}ep')
   for change in sweep_points.get_sweep():
+    change = ABLATION_INSTEAD.get(tuple(change.items()), change)
     for seed in ABLATION_SEEDS:
       point = {**change, 'config.seed': seed, 'config.num_epochs': ABLATION_EPOCHS}
       result = run(ALEXNET_CONFIG, point, root, args)
@@ -325,9 +330,10 @@ PRETRAIN_EPOCHS = 6.0
 SCRATCH_EPOCHS = 40.0  # of the 1,000 photos: 40,000 images, more than the fine-tuning sees
 TRANSFER_SEEDS = (0, 1, 2)
 # configs/finetune.py as it is (the classifier, FC6-FC8, at lr 0.001: made for torchvision's
-# ImageNet weights), then with the learning rate of the runs it starts from, then every layer.
+# ImageNet weights), then with the learning rate of the runs it starts from; every layer at both.
 FINETUNE_VARIANTS = (('finetune', {}),
                      ('finetune_lr0.01', {'config.optimizer.learning_rate': 0.01}),
+                     ('finetune_all', {'config.optimizer.trainable': 'all'}),
                      ('finetune_all_lr0.01', {'config.optimizer.learning_rate': 0.01,
                                               'config.optimizer.trainable': 'all'}))
 
@@ -374,15 +380,17 @@ def transfer_commands(eight: str, catdog: str, pretrained: str) -> dict:
   # network and input (the parameters' shapes must match the pretrained run's).
   as_cifar10 = {'config.model.variant': 'paper', 'config.model.pooled_size': 1,
                 'config.data.image_size': 64, 'config.data.pca_lighting_std': 0.1}
+  # configs/cifar10.py's runs here keep the dropout of the paper (its recipe when they ran).
+  paper_dropout = {'config.model.dropout_rate': 0.5}
   return {
       'pretrain': ('configs/cifar10.py', {'config.data.name': f'folder:{eight}',
                                           'config.model.num_classes': 8,
-                                          'config.num_epochs': PRETRAIN_EPOCHS}),
+                                          'config.num_epochs': PRETRAIN_EPOCHS, **paper_dropout}),
       'finetune': ('configs/finetune.py', {**catdog_data, **as_cifar10,
                                            'config.init_from': pretrained}),
       'scratch': ('configs/cifar10.py', {**catdog_data, 'config.num_epochs': SCRATCH_EPOCHS,
                                          'config.log_every_steps': 8,
-                                         'config.optimizer.warmup_steps': 30}),
+                                         'config.optimizer.warmup_steps': 30, **paper_dropout}),
   }
 
 
@@ -423,6 +431,30 @@ def transfer(args) -> dict:
                                '--workdir=WORKDIR'] + [f'--{k}={v}'.replace(catdog, 'CATDOG')
                                                        for k, v in flags_.items()
                                                        if k != 'config.init_from'])}
+  out['probes'] = probes(args, catdog, pretrained.path, os.path.join(root, 'scratch_seed0'))
+  return out
+
+
+PROBE_LAYERS = 'conv5,fc6,fc7'
+
+
+def probes(args, catdog: str, pretrained: str, scratch: str) -> dict:
+  """Linear probes (tools.probe) of conv5, FC6 and FC7 on the cat/dog photos: the 8-class run's
+  layers, the same network freshly initialised, and a from-scratch cat/dog run's (its own training
+  photos: an upper reference)."""
+  out = {}
+  for name, workdir, shown, extra in (('pretrained', pretrained, 'PRETRAINED', []),
+                                      ('random_init', pretrained, 'PRETRAINED', ['--random_init']),
+                                      ('scratch_seed0', scratch, 'SCRATCH', [])):
+    if not runs_lib.is_run(workdir):
+      continue
+    command = ['-m', 'alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{catdog}',
+               f'--layers={PROBE_LAYERS}', *extra]
+    said = results.shell([sys.executable] + command, capture_output=True, text=True)
+    result = json.loads(said.stdout.splitlines()[-1])
+    out[name] = {'layers': result['layers'], 'train': result['train'], 'eval': result['eval'],
+                 'command': ' '.join(['python'] + command).replace(workdir, shown).replace(
+                     catdog, 'CATDOG')}
   return out
 
 
@@ -434,25 +466,28 @@ def _run_in(config: str, flags_: dict, workdir: str, args):
   return runs_lib.read(workdir) if runs_lib.is_run(workdir) else None
 
 
+# The ensemble's runs: configs/cifar10.py's recipe before the grid of recipe() took dropout out.
+ENSEMBLE_FLAGS = {'config.model.dropout_rate': 0.5}
+
+
 def _alexnet_run(args, seed: int, no_run: bool = False):
   from configs import cifar10  # pylint: disable=g-import-not-at-top
   epochs = cifar10.get_config().num_epochs
   run_args = argparse.Namespace(**{**vars(args), 'no_run': args.no_run or no_run})
-  result = run(ALEXNET_CONFIG, {'config.seed': seed, 'config.num_epochs': epochs},
+  result = run(ALEXNET_CONFIG, {**ENSEMBLE_FLAGS, 'config.seed': seed, 'config.num_epochs': epochs},
                os.path.join(args.root, 'alexnet'), run_args)
   return result if _finished(result, epochs) else None
 
 
 def ensemble(args) -> dict:
-  """Seeds 0-2 of configs/cifar10.py (seed 0: alexnet's run) and their ensemble, 1 and 10 crops."""
+  """Seeds 0-2 of configs/cifar10.py with ENSEMBLE_FLAGS and their ensemble, 1 and 10 crops."""
   sys.path.insert(0, REPO)
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:  # seeds 1 and 2 side by side
-    members = [_alexnet_run(args, 0, no_run=True)] + list(
-        pool.map(lambda seed: _alexnet_run(args, seed), (1, 2)))
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:  # side by side
+    members = list(pool.map(lambda seed: _alexnet_run(args, seed), (0, 1, 2)))
   if any(m is None for m in members):
     return {}  # not all finished (yet)
   out = {'seeds': [0, 1, 2], 'workdirs': [os.path.relpath(m.path, args.root) for m in members],
-         'crops': {}}
+         'flags': ' '.join(f'--{k}={v}' for k, v in ENSEMBLE_FLAGS.items()), 'crops': {}}
   for crops in (1, 10):
     said = results.shell([sys.executable, '-m', 'alexnet_jax.tools.evaluate',
                           *[f'--workdir={m.path}' for m in members],

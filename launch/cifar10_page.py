@@ -243,8 +243,9 @@ def _ensemble(facts: dict) -> list[str]:
   e = facts['ensemble']
   first = next(iter(e['crops'].values()))['members']
   lines = ['## One network against several (the paper\'s Table 2)', '',
-           'Three runs of `configs/cifar10.py` (seeds 0, 1, 2, the same recipe) and their ensemble, '
-           'the mean of their softmax outputs: `python -m alexnet_jax.tools.evaluate '
+           f'Three runs of `configs/cifar10.py`'
+           f'{" with `" + e["flags"] + "` (its recipe when they ran;" if e.get("flags") else " ("}'
+           ' seeds 0, 1, 2) and their ensemble, the mean of their softmax outputs: `python -m alexnet_jax.tools.evaluate '
            '--workdir=runs/seed0 --workdir=runs/seed1 --workdir=runs/seed2 '
            '--config.data.eval_crops=10`. Held-out top-1 / top-5 error:', '',
            f'| crops | {" | ".join(f"seed {s}" for s in e.get("seeds", range(len(first))))} | one '
@@ -306,7 +307,8 @@ def _alexnet(facts: dict) -> list[str]:
   minutes = a['train_seconds'] / 60
   lines = [
       '## AlexNet on CIFAR-10', '',
-      f'The paper\'s AlexNet (`configs/cifar10.py`: its layers unchanged, the 32-px photos '
+      f'The paper\'s AlexNet (`configs/cifar10.py`: its layers unchanged'
+      f'{", without dropout" if a.get("dropout", 0.5) == 0 else ""}, the 32-px photos '
       f'upsampled to 64 px, PyTorch\'s default initialisation), {a["epochs"]:g} epochs on the '
       f'45,000 training photos, seed 0: `python -m alexnet_jax.main --config=configs/cifar10.py '
       f'--workdir=runs/cifar10_alexnet --config.data.name=folder:data/cifar10`.', '',
@@ -357,6 +359,9 @@ PAPER_ABLATIONS = {
     'model.groups=1': 'one GPU with half the kernels: +1.7 / +1.2 (3.2; here all the kernels)',
     'model.dropout_rate=0.0': 'no dropout: substantial overfitting; dropout doubles the '
                               'iterations to converge (4.2)',
+    'model.dropout_rate=0.5': 'the paper\'s dropout, which the CIFAR-10 recipe leaves out: '
+                              'without it, substantial overfitting; it doubles the iterations to '
+                              'converge (4.2)',
     'model.activation=tanh': 'tanh: several times slower to train (Figure 1)',
     'data.pca_lighting_std=0.0': 'no PCA lighting: over 1 point more top-1 error (4.1)',
     'data.flip=False': 'no crops and flips: substantial overfitting (4.1; no figure for flips)',
@@ -442,9 +447,32 @@ def _transfer(facts: dict) -> list[str]:
     if kind != 'scratch':
       command += ' --config.init_from=PRETRAINED'
     lines += [f'- {_transfer_name(kind)}: `{command}`']
+  if t.get('probes'):
+    lines += _probes(t['probes'])
   if facts.get('transfer_note'):
     lines += ['', facts['transfer_note']]
   return lines + ['']
+
+
+PROBED = {'pretrained': 'the 8-class run', 'random_init': 'the same network, freshly initialised',
+          'scratch_seed0': 'from scratch on the 1,000 cats and dogs (seed 0; fit on its own '
+                           'training photos)'}
+
+
+def _probes(probes: dict) -> list[str]:
+  """The linear probes' table: held-out top-1 per layer, a row per network probed."""
+  layers = list(next(iter(probes.values()))['layers'])
+  first = next(iter(probes.values()))
+  lines = ['', f'Linear probes (`alexnet_jax.tools.probe`): a ridge classifier on each layer\'s '
+           f'features of the {first["train"]} training cats and dogs (strength by 5-fold '
+           f'cross-validation on them), held-out top-1 on the {first["eval"]}:', '',
+           f'| features of | {" | ".join(layers)} |', '|---' * (len(layers) + 1) + '|']
+  for name, probe in probes.items():
+    cells = ' | '.join(f'{probe["layers"][layer]["top1"]:.2%}' for layer in layers)
+    lines.append(f'| {PROBED.get(name, name)} | {cells} |')
+  lines += ['', 'Their commands (SCRATCH: the from-scratch run\'s workdir):', '']
+  lines += [f'- {PROBED.get(name, name)}: `{probe["command"]}`' for name, probe in probes.items()]
+  return lines
 
 
 def write(facts: dict, docs: str) -> str:

@@ -119,7 +119,10 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
                            'kind': kind, 'seed': seed, 'top1': top1 + 0.001 * seed, 'count': 985,
                            'steps': 310, 'command': f'python -m alexnet_jax.main --config={kind}'}
                        for kind, top1 in (('finetune', 0.8), ('scratch', 0.65))
-                       for seed in (0, 1, 2)}},
+                       for seed in (0, 1, 2)},
+                   'probes': {name: {'train': 1000, 'eval': 985, 'command': f'python probe {name}',
+                                     'layers': {'fc6': {'top1': top1}, 'fc7': {'top1': top1 + 0.1}}}
+                              for name, top1 in (('pretrained', 0.6), ('random_init', 0.55))}},
   }
   # An AlexNet section is needed for the recipe's subsection; take the page's own.
   facts['alexnet'] = {'eval': {'1': {'top1': 0.75, 'top5': 0.98, 'loss': 0.7, 'count': 5000},
@@ -137,6 +140,9 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
           '0: 80.00%, 1: 80.10%, 2: 80.20% | 80.10% ± 0.10% |') in text
   assert '| from scratch | 0: 65.00%, 1: 65.10%, 2: 65.20% | 65.10% ± 0.10% | 985 | 310 |' in text
   assert '--config=finetune --config.init_from=PRETRAINED' in text
+  assert '| features of | fc6 | fc7 |' in text and '| the 8-class run | 60.00% | 70.00% |' in text
+  assert '| the same network, freshly initialised | 55.00% | 65.00% |' in text
+  assert 'the 1000 training cats and dogs' in text and '- the 8-class run: `python probe pretrained`' in text
 
 
 def test_the_checked_in_page_is_the_rendering_of_the_saved_facts(tmp_path):
