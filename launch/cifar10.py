@@ -409,7 +409,11 @@ def transfer(args) -> dict:
     return out
   out['pretrain'] = {'top1': pretrained.eval[-1]['top1'], 'workdir': os.path.relpath(
       pretrained.path, args.root), 'train_seconds': training_seconds(pretrained),
-                     'images': pretrained.last_step * pretrained.config['data.batch_size']}
+                     'images': pretrained.last_step * pretrained.config['data.batch_size'],
+                     'command': ' '.join(['python -m alexnet_jax.main', f'--config={config}',
+                                          '--workdir=PRETRAINED'] + [
+                                              f'--{k}={v}'.replace(eight, 'EIGHT')
+                                              for k, v in {**flags_, 'config.seed': 0}.items()])}
   commands = transfer_commands(eight, catdog, pretrained.path)
   finetune_config, finetune_flags = commands['finetune']
   kinds = {kind: (finetune_config, {**finetune_flags, **extra}) for kind, extra in FINETUNE_VARIANTS}

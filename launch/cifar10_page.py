@@ -442,6 +442,9 @@ def _transfer(facts: dict) -> list[str]:
   lines += ['', 'The commands: CATDOG holds train/cat/, train/dog/, val/cat/ and val/dog/ (the '
             'transfer part links them from data/cifar10), PRETRAINED is the 8-class run\'s workdir:',
             '']
+  if t['pretrain'].get('command'):
+    lines += [f'- the 8-class run (EIGHT/train/ holds the 8 classes\' photos, 90% trained on): '
+              f'`{t["pretrain"]["command"]}`']
   for kind, members in sorted(kinds.items(), key=lambda kv: kv[0] == 'scratch'):
     command = members[0]['command']
     if kind != 'scratch':
