@@ -1,5 +1,6 @@
 """tools.probe: the ridge solver and its cross-validation, the layers' features, and the tool on
 photos whose classes are the colour (learnable) or drawn at random (not)."""
+import concurrent.futures
 import json
 import os
 
@@ -7,11 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from alexnet_jax import errors
 from alexnet_jax import inference
 from alexnet_jax.tools import neighbours
 from alexnet_jax.tools import probe
-from conftest import error_line
-from conftest import run_modules
+from conftest import run_module
+
+# One xdist worker runs this module: its fixtures (the run loaded, the photos, the one command-line
+# run, started first so that it overlaps the in-process tests) are made once.
+pytestmark = pytest.mark.xdist_group('probe_test')
 
 
 def _closed_form(x_NF, y_NK, strength):
@@ -57,24 +62,6 @@ def test_folds_hold_each_example_once_each_class_spread_and_fixed():
   np.testing.assert_array_equal(folds, probe.folds_of(labels))
 
 
-def test_random_init_features_differ_from_the_trained_ones(trained_run):
-  clf = inference.load(trained_run[0])
-  widths = probe.layer_widths(clf.model, clf.params, clf.config.data.image_size)
-  assert list(widths) == ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8']
-  images = np.random.default_rng(3).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
-  trained = probe.make_features(clf.model, clf.params, ['conv5', 'fc7'])(images)
-  fresh = probe.make_features(clf.model, probe.initial_params(clf), ['conv5', 'fc7'])(images)
-  assert {k: v.shape for k, v in trained.items()} == {'conv5': (5, widths['conv5']),
-                                                      'fc7': (5, 64)}
-  # FC7 after its relu, as neighbours reads it (the input of FC8).
-  np.testing.assert_allclose(trained['fc7'], neighbours.make_features(clf)(images)[1], rtol=1e-6)
-  for name in trained:
-    assert fresh[name].shape == trained[name].shape and fresh[name].min() >= 0
-    assert np.abs(fresh[name] - trained[name]).max() > 1e-3 * np.abs(trained[name]).max()
-  again = probe.make_features(clf.model, probe.initial_params(clf), ['fc7'])(images)
-  np.testing.assert_array_equal(again['fc7'], fresh['fc7'])  # config.seed: the same every time
-
-
 def _colour_photos(root, labels_random: bool, train=30, val=50, seed=0):
   """root/{train,val}/{blue,red}/: noise with a strong red or blue cast. The folder (the label) is
   the cast, or labels_random: a coin flipped apart from it, half the images of each class."""
@@ -91,21 +78,88 @@ def _colour_photos(root, labels_random: bool, train=30, val=50, seed=0):
   return root
 
 
-def test_a_probe_learns_the_colour_and_not_random_labels(trained_run, tmp_path):
+@pytest.fixture(scope='module')
+def photos(tmp_path_factory):
+  """(colour, scrambled): _colour_photos with the cast as the label, and with random labels."""
+  root = tmp_path_factory.mktemp('probe_photos')
+  return (_colour_photos(str(root / 'colour'), labels_random=False),
+          _colour_photos(str(root / 'scrambled'), labels_random=True))
+
+
+@pytest.fixture(scope='module')
+def command_line(trained_run, photos, tmp_path_factory):
+  """(future of the CompletedProcess, its --json path): the tool's one command-line run, on the
+  colour photos with the default layers, in a background thread from the module's first use on."""
+  output = str(tmp_path_factory.mktemp('probe_cli') / 'probe.json')
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    yield pool.submit(run_module, 'alexnet_jax.tools.probe', f'--workdir={trained_run[0]}',
+                      f'--data=folder:{photos[0]}', f'--json={output}'), output
+
+
+@pytest.fixture(scope='module')
+def clf(trained_run, command_line):  # command_line: started before, to overlap what follows
+  """The trained run loaded once, in this process."""
+  del command_line
+  return inference.load(trained_run[0])
+
+
+def test_random_init_features_differ_from_the_trained_ones(clf):
+  widths = probe.layer_widths(clf.model, clf.params, clf.config.data.image_size)
+  assert list(widths) == ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6', 'fc7', 'fc8']
+  images = np.random.default_rng(3).integers(0, 256, (5, 64, 64, 3), dtype=np.uint8)
+  trained = probe.make_features(clf.model, clf.params, ['conv5', 'fc7'])(images)
+  fresh = probe.make_features(clf.model, probe.initial_params(clf), ['conv5', 'fc7'])(images)
+  assert {k: v.shape for k, v in trained.items()} == {'conv5': (5, widths['conv5']),
+                                                      'fc7': (5, 64)}
+  # FC7 after its relu, as neighbours reads it (the input of FC8).
+  np.testing.assert_allclose(trained['fc7'], neighbours.make_features(clf)(images)[1], rtol=1e-6)
+  for name in trained:
+    assert fresh[name].shape == trained[name].shape and fresh[name].min() >= 0
+    assert np.abs(fresh[name] - trained[name]).max() > 1e-3 * np.abs(trained[name]).max()
+  again = probe.make_features(clf.model, probe.initial_params(clf), ['fc7'])(images)
+  np.testing.assert_array_equal(again['fc7'], fresh['fc7'])  # config.seed: the same every time
+
+
+def test_random_labels_stay_at_chance_and_the_random_init_baseline(clf, photos):
+  colour, scrambled = photos
+  # Chance: the scrambled folders are a random half/half split of each split's 100 or 60 images,
+  # drawn apart from the images (their casts and noise). The probe, fitted on the train images,
+  # predicts red for some m of the 100 held-out images whatever their folders; the red-labelled
+  # among them, X, is then hypergeometric (100 images, 50 red, m drawn), and top-1 is
+  # (2X + 50 - m) / 100: mean 0.5, variance m (100 - m) / 99 / 100^2, a standard deviation of at
+  # most 0.0503 (m = 50). 0.35-0.65 is that +-2.98 std; exactly, a layer at chance falls outside it
+  # with probability at most 0.25% (m = 50), the three layers at most 0.76%.
+  chance = probe.probe_run(clf, f'folder:{scrambled}')
+  assert (chance['train'], chance['eval'], list(chance['layers'])) == (60, 100,
+                                                                      ['conv5', 'fc6', 'fc7'])
+  for name, found in chance['layers'].items():
+    assert 0.35 <= found['top1'] <= 0.65, (name, found)
+  baseline = probe.probe_run(clf, f'folder:{colour}', layers=['fc7'], random_init=True)
+  assert baseline['random_init'] is True and list(baseline['layers']) == ['fc7']
+
+
+def _error_line(call) -> str:
+  """The line cli.run (every tool's start-up path) prints of the error call() raises: the first of
+  its message, the error being one of the project's (another is a bug and keeps its traceback)."""
+  with pytest.raises(errors.Error) as caught:
+    call()
+  return errors.first_line(caught.value)
+
+
+def test_unknown_layers_a_missing_folder_and_no_run_are_one_line_errors(clf, photos, tmp_path):
+  colour = photos[0]
+  said = _error_line(lambda: probe.probe_run(clf, f'folder:{colour}', layers=['fc6', 'pool9']))
+  assert "'pool9'" in said
+  assert 'conv1,conv2,conv3,conv4,conv5,fc6,fc7' in said and 'fc8' not in said
+  said = _error_line(lambda: probe.probe_run(clf, f'folder:{tmp_path / "none"}'))
+  assert 'no such folder' in said
+  assert 'holds no checkpoint' in _error_line(lambda: inference.load(str(tmp_path)))
+
+
+def test_a_probe_learns_the_colour_on_the_command_line(trained_run, command_line):
   workdir, _ = trained_run  # trained on 4 classes of bands; probed on red against blue
-  colour = _colour_photos(str(tmp_path / 'colour'), labels_random=False)
-  scrambled = _colour_photos(str(tmp_path / 'scrambled'), labels_random=True)
-  output = str(tmp_path / 'probe.json')
-  learned, chance, fresh, unknown, no_folder, no_run = run_modules(
-      ('alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{colour}',
-       f'--json={output}'),
-      ('alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{scrambled}'),
-      ('alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{colour}',
-       '--layers=fc7', '--random_init'),
-      ('alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{colour}',
-       '--layers=fc6,pool9'),
-      ('alexnet_jax.tools.probe', f'--workdir={workdir}', f'--data=folder:{tmp_path / "none"}'),
-      ('alexnet_jax.tools.probe', f'--workdir={tmp_path}', f'--data=folder:{colour}'))
+  future, output = command_line
+  learned = future.result()
   assert learned.returncode == 0, learned.stderr[-3000:]
   record = json.loads(learned.stdout)
   with open(output) as f:
@@ -119,17 +173,3 @@ def test_a_probe_learns_the_colour_and_not_random_labels(trained_run, tmp_path):
     assert found['top1'] >= 0.9 and found['cv_top1'] >= 0.9, (name, found)
     assert found['ridge'] in (1, 10, 100, 1000, 10000, 100000)
   assert 'features of train: 60/60 images' in learned.stderr and 'fc7: top-1' in learned.stderr
-
-  assert chance.returncode == 0, chance.stderr[-3000:]
-  for name, found in json.loads(chance.stdout)['layers'].items():
-    assert 0.35 <= found['top1'] <= 0.65, (name, found)  # 100 held out: chance +-3 std
-
-  assert fresh.returncode == 0, fresh.stderr[-3000:]
-  baseline = json.loads(fresh.stdout)
-  assert baseline['random_init'] is True and list(baseline['layers']) == ['fc7']
-
-  said = error_line(unknown)
-  assert unknown.returncode == 1 and "'pool9'" in said
-  assert 'conv1,conv2,conv3,conv4,conv5,fc6,fc7' in said and 'fc8' not in said
-  assert no_folder.returncode == 1 and 'no such folder' in error_line(no_folder)
-  assert no_run.returncode == 1 and 'holds no checkpoint' in error_line(no_run)

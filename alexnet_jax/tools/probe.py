@@ -226,26 +226,21 @@ def probe_data_config(data_config, name: str, train_split: str, eval_split: str)
   return data_config
 
 
-def main(argv):
-  cli.quiet_logs()
-  if len(argv) > 1:
-    cli.fail(f'unexpected arguments {argv[1:]}.')
-  try:
-    strengths = sorted(float(s) for s in FLAGS.strengths)
-  except ValueError:
-    cli.fail(f'--strengths={",".join(FLAGS.strengths)}: give positive numbers, e.g. 1,10,100.')
-  if not strengths or strengths[0] <= 0:
-    cli.fail(f'--strengths={",".join(FLAGS.strengths)}: give positive numbers, e.g. 1,10,100.')
-  clf = inference.load(FLAGS.workdir, cli.step(), ema=FLAGS.ema)
+def probe_run(clf, data_name: str, *, train_split: str = 'train',
+              eval_split: str = 'validation', layers=(), random_init: bool = False,
+              strengths=tuple(map(float, STRENGTHS))) -> dict:
+  """main's JSON object less 'workdir', of a loaded classifier: {'step', 'random_init', 'data',
+  'train', 'eval', 'classes', 'layers': {name: probe()'s dict}}; strengths sorted and positive, as
+  main parses --strengths. The tool's errors (errors.Error) are raised for cli.run to print."""
   config = clf.config
-  layers = chosen_layers(layer_widths(clf.model, clf.params, config.data.image_size), FLAGS.layers)
-  data = probe_data_config(config.data, FLAGS.data, FLAGS.train_split, FLAGS.eval_split)
+  layers = chosen_layers(layer_widths(clf.model, clf.params, config.data.image_size), list(layers))
+  data = probe_data_config(config.data, data_name, train_split, eval_split)
   info = input_pipeline.get_dataset_info(data, num_classes=config.model.num_classes)
   if info.num_train_examples < FOLDS:
-    raise input_pipeline.DataError(f'{FLAGS.data} split {FLAGS.train_split} holds '
+    raise input_pipeline.DataError(f'{data_name} split {train_split} holds '
                                    f'{info.num_train_examples} images: the probe\'s '
                                    f'{FOLDS}-fold cross-validation needs at least {FOLDS}.')
-  params = initial_params(clf) if FLAGS.random_init else clf.params
+  params = initial_params(clf) if random_init else clf.params
   features = make_features(clf.model, params, layers)
   read = {split: split_features(features, data, split, seed=config.seed,
                                 num_classes=config.model.num_classes, total=total)
@@ -261,15 +256,31 @@ def main(argv):
     print(f'{name}: top-1 {found["top1"]:.4f} held out (cross-validated {found["cv_top1"]:.4f}, '
           f'ridge {found["ridge"]:g}, {found["features"]} features) in {time.time() - start:.1f} s',
           file=sys.stderr, flush=True)
-  record = {'workdir': FLAGS.workdir, 'step': clf.step, 'random_init': FLAGS.random_init,
-            'data': FLAGS.data, 'train': int(len(train_labels)), 'eval': int(len(held_labels)),
-            'classes': list(info.class_ids), 'layers': results}
+  return {'step': clf.step, 'random_init': random_init, 'data': data_name,
+          'train': int(len(train_labels)), 'eval': int(len(held_labels)),
+          'classes': list(info.class_ids), 'layers': results}
+
+
+def main(argv):
+  cli.quiet_logs()
+  if len(argv) > 1:
+    cli.fail(f'unexpected arguments {argv[1:]}.')
+  try:
+    strengths = sorted(float(s) for s in FLAGS.strengths)
+  except ValueError:
+    cli.fail(f'--strengths={",".join(FLAGS.strengths)}: give positive numbers, e.g. 1,10,100.')
+  if not strengths or strengths[0] <= 0:
+    cli.fail(f'--strengths={",".join(FLAGS.strengths)}: give positive numbers, e.g. 1,10,100.')
+  clf = inference.load(FLAGS.workdir, cli.step(), ema=FLAGS.ema)
+  found = probe_run(clf, FLAGS.data, train_split=FLAGS.train_split, eval_split=FLAGS.eval_split,
+                    layers=FLAGS.layers, random_init=FLAGS.random_init, strengths=strengths)
+  record = {'workdir': FLAGS.workdir, **found}
   line = json.dumps(record)
   if FLAGS.json:
     with cli.output(FLAGS.json, '--json'):
       with open(FLAGS.json, 'w') as f:
         f.write(line + '\n')
-    cli.wrote(FLAGS.json, f'{len(layers)} layer(s) probed')
+    cli.wrote(FLAGS.json, f'{len(record["layers"])} layer(s) probed')
   print(line)
 
 
