@@ -225,11 +225,18 @@ def main_command(workdir, **values) -> list[str]:
 
 def folder_run_command(workdir, data_root, **overrides) -> list[str]:
   """main_command of TINY on a folder of photos (_folder; write_photos': 36 train images, 4 steps
-  an epoch), dropout on, 12 steps, a log point each, evaluated every 5, saved every 3 (keep 2)."""
+  an epoch), dropout on, 12 steps, a log point each, evaluated every 5, saved every 3 (keep 2).
+  Run it with FOLDER_RUN_ENV, as folder_reference_run is."""
   tfds_dir = os.path.join(os.path.dirname(data_root), 'tfds')  # not inside: it would be a class
   return main_command(workdir, **{**TINY, **_folder(data_root, tfds_dir), 'total_steps': 12,
                                   'log_every_steps': 1, 'eval_every_steps': 5,
                                   'checkpoint.every_steps': 3, 'checkpoint.keep': 2, **overrides})
+
+
+# folder_run_command's runs on 2 devices, not 8 (the last flag counts): the batch still split, far
+# fewer programs to compile in each of their processes. What they test is an interrupted run's
+# numbers against an uninterrupted one's, on the same devices.
+FOLDER_RUN_ENV = {'XLA_FLAGS': os.environ['XLA_FLAGS'] + ' --xla_force_host_platform_device_count=2'}
 
 
 def start(command, log_path, env=None):
@@ -295,7 +302,7 @@ def folder_reference_run(tmp_path_factory):
   root = tmp_path_factory.mktemp('folder_reference_run')
   photos = write_photos(str(root / 'photos'), formats=('jpg', 'png'))
   workdir, log = str(root / 'reference'), root / 'reference.log'
-  local = dict.fromkeys(GCS_EMULATOR_VARIABLES)  # whether or not gcs_emulator is up
+  local = {**dict.fromkeys(GCS_EMULATOR_VARIABLES), **FOLDER_RUN_ENV}  # gcs_emulator up or not
   code, text = finish(start(folder_run_command(workdir, photos), log, local), log)
   assert code == 0, text[-3000:]
   return photos, workdir

@@ -19,6 +19,7 @@ from alexnet_jax import paths
 from alexnet_jax import runs
 from conftest import GCS_BUCKET as BUCKET
 from conftest import finish
+from conftest import FOLDER_RUN_ENV
 from conftest import folder_run_command
 from conftest import run_module
 from conftest import run_modules
@@ -90,17 +91,18 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
   data, local = folder_reference_run  # the same command on a local workdir (conftest)
   remote = f'gs://{BUCKET}/run'
   command = folder_run_command(remote, data)
+  env = {**gcs_emulator, **FOLDER_RUN_ENV}  # the reference's devices: its numbers, bit for bit
 
   log = tmp_path / 'run0.log'
   killed = [sys.executable, '-c', KILLED_IN_FIRST_SAVE, *command[3:]]  # less '-m alexnet_jax.main'
-  code, text = finish(start(killed, log, gcs_emulator), log)
+  code, text = finish(start(killed, log, env), log)
   assert code == -signal.SIGKILL, text[-3000:]
   partial = f'{remote}/checkpoints/3'  # Orbax's own files, written straight there: no commit file
   assert paths.listdir(f'{remote}/checkpoints') == ['3'] and paths.listdir(partial)
   assert not paths.exists(f'{partial}/commit_success.txt')
 
   log = tmp_path / 'run1.log'
-  run = start(command, log, gcs_emulator)  # sets the partial step aside and starts afresh
+  run = start(command, log, env)  # sets the partial step aside and starts afresh
   listed = lambda step: f'{remote}/checkpoints/{step}/files.json'  # once a step is committed
   wait_until(run, _at_most_every(0.25, lambda: paths.exists(listed(6))), 'checkpoint 6', log,
              timeout=240)  # from there, steps 7-12 and 2 saves on GCS: seconds to kill it
@@ -118,7 +120,7 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
   paths.write_bytes(damaged, b' ' * paths.size(damaged))
 
   log = tmp_path / 'run2.log'
-  code, text = finish(start(command, log, gcs_emulator), log)
+  code, text = finish(start(command, log, env), log)
   assert code == 0, text[-3000:]
   assert f'Resumed from {remote}/checkpoints/{complete[0]}.' in text
   assert sorted(paths.listdir(f'{remote}/corrupt_checkpoints')) == sorted(
@@ -136,7 +138,7 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
 
   predicted, result = run_modules(  # both only read the checkpoint
       ('alexnet_jax.tools.predict', f'--workdir={remote}', '--json', os.path.join(data, 'class1')),
-      ('alexnet_jax.tools.evaluate', f'--workdir={remote}'), env=gcs_emulator, timeout=120)
+      ('alexnet_jax.tools.evaluate', f'--workdir={remote}'), env=env, timeout=120)
   assert predicted.returncode == 0, predicted.stderr[-3000:]
   predictions = [json.loads(line) for line in predicted.stdout.splitlines()]
   assert len(predictions) == 10 and all(p['predictions'][0]['name'].startswith('class')
@@ -146,7 +148,7 @@ def test_gs_run_killed_in_its_first_save_then_later_resumes_bit_exactly_and_tool
   assert json.loads(result.stdout.splitlines()[-1]) == {
       k: last_eval[k] for k in ('loss', 'top1', 'top5', 'count')}
   assert [r['step'] for r in _records(f'{remote}/evaluations.jsonl')] == [12]
-  result = run_module('alexnet_jax.tools.report', f'gs://{BUCKET}', '--json', env=gcs_emulator,
+  result = run_module('alexnet_jax.tools.report', f'gs://{BUCKET}', '--json', env=env,
                       timeout=120)  # the bucket as a sweep's root: finds the run below it
   assert result.returncode == 0, result.stderr[-3000:]
   (row,) = [json.loads(line) for line in result.stdout.splitlines()]

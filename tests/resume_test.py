@@ -12,6 +12,7 @@ import time
 
 from conftest import TINY
 from conftest import finish
+from conftest import FOLDER_RUN_ENV
 from conftest import folder_run_command as flags
 from conftest import free_port
 from conftest import main_command
@@ -46,7 +47,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(folder_r
 
   # 1. SIGTERM: saves at the step it is at and exits with status 0.
   log = tmp_path / 'run1.log'
-  run = start(flags(interrupted, data), log)
+  run = start(flags(interrupted, data), log, FOLDER_RUN_ENV)
   wait_for_step(run, interrupted, 2, log)
   run.send_signal(signal.SIGTERM)
   code, text = finish(run, log)
@@ -58,7 +59,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(folder_r
 
   # 2. The same command resumes there; kill -9 a step after its next checkpoint is complete.
   log = tmp_path / 'run2.log'
-  run = start(flags(interrupted, data), log)
+  run = start(flags(interrupted, data), log, FOLDER_RUN_ENV)
   saved = (preempted // 3 + 1) * 3  # checkpoint.every_steps=3
   # Complete: under its final name and with its file list (written just after Orbax's commit; a
   # kill between the two sets the step aside as unverifiable, and the steps after it run again).
@@ -74,7 +75,7 @@ def test_sigterm_then_kill_9_then_resume_logs_the_uninterrupted_numbers(folder_r
 
   # 3. The same command again: from the newest checkpoint (older than the kill) to the end.
   log = tmp_path / 'run3.log'
-  code, text = finish(start(flags(interrupted, data), log), log)
+  code, text = finish(start(flags(interrupted, data), log, FOLDER_RUN_ENV), log)
   assert code == 0, text[-3000:]
   resumed = int(text.split(f'Resumed from {interrupted}/checkpoints/')[1].split('.')[0])
   assert resumed == saved < killed_at  # the steps after it are done again
