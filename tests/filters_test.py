@@ -1,4 +1,5 @@
-"""pictures.filter_grid, tools.filters: per-kernel scaling, groups as blocks, PNG, TensorBoard."""
+"""pictures.filter_grid, tools.filters: per-kernel scaling, groups as blocks, PNG, TensorBoard,
+the in-band part of a run trained on upsampled photos (--photo_px)."""
 import glob
 import os
 
@@ -8,9 +9,13 @@ import tensorflow as tf
 from PIL import Image
 
 from alexnet_jax import checkpoint
+from alexnet_jax import inference
 from alexnet_jax import pictures
+from alexnet_jax.tools import filters
+from alexnet_jax.tools import probe
 from conftest import error_line
 from conftest import run_modules
+from conftest import tiny_config
 
 
 def test_each_tile_is_scaled_to_its_own_range():
@@ -91,3 +96,87 @@ def test_filters_png_and_the_tensorboard_image_at_each_eval(trained_run, tmp_pat
   assert 'no checkpoint of step 5' in error_line(step_5)
   assert 'give a .png file name' in error_line(jpeg)
   assert 'cannot write' in error_line(unwritable)
+
+
+def _cosine(fy, fx, amplitude=1.0, size=11):
+  """[size, size, 3, 1]: a 2-D cosine of fy, fx cycles per pixel, the same in each channel."""
+  y, x = np.mgrid[:size, :size]
+  wave = amplitude * np.cos(2 * np.pi * (fy * y + fx * x))
+  return np.repeat(wave[:, :, None, None], 3, axis=2)
+
+
+def test_the_cutoff_is_the_band_of_photos_scaled_by_the_paper_crop():
+  # configs/cifar10.py: a 28-px window of the 32-px photos (64 * 224/256 of them) scaled to 64.
+  data = tiny_config(**{'data.image_size': 64}).data
+  assert filters.band_cutoff(32, data) == (0.5 * 28 / 64, 64 / 28)
+  assert filters.band_cutoff(256, tiny_config(**{'data.image_size': 224}).data) == (0.5, 1.0)
+  with pytest.raises(filters.BandError, match='negative'):
+    filters.band_cutoff(-1, data)
+  with pytest.raises(filters.BandError, match="data.crop='paper'"):
+    filters.band_cutoff(32, tiny_config(**{'data.crop': 'inception'}).data)
+
+
+def test_the_low_pass_keeps_the_in_band_cosine_and_drops_the_one_above():
+  cutoff = 0.5 * 28 / 64  # between 2/11 and 3/11 cycles per pixel
+  # max(|fy|, |fx|) decides, not the radius: (2/11, 2/11) is 0.257 from the origin, yet in band.
+  inside = _cosine(2 / 11, 2 / 11) + 0.3
+  kernel = inside + _cosine(2 / 11, 3 / 11, amplitude=2.0) + _cosine(-3 / 11, 0, amplitude=0.5)
+  np.testing.assert_allclose(filters.in_band(kernel, cutoff), inside, atol=1e-5)
+  np.testing.assert_allclose(filters.in_band(inside, cutoff), inside, atol=1e-5)
+  mask = filters.above_band_mask((11, 11), cutoff)
+  assert mask.sum() == 121 - 25 and not mask[:3, :3].any() and mask[3, 0] and mask[0, -3]
+
+
+def test_energy_above_the_band_and_its_correlation_with_the_initial_kernels():
+  cutoff = 0.5 * 28 / 64
+  # Cosines of nonzero frequency: energy amplitude^2 * 121/2 each, here 1 in band and 4 above it.
+  kernel = _cosine(1 / 11, 0) + _cosine(0, 4 / 11, amplitude=2.0)
+  np.testing.assert_allclose(filters.energy_above(kernel, cutoff), 4 / 5, rtol=1e-9)
+  rng = np.random.default_rng(0)
+  initial = rng.normal(size=(11, 11, 3, 96))
+  # Training that moved the in-band part only leaves the above-band part as it was: correlation 1.
+  moved = initial + 3 * filters.in_band(rng.normal(size=initial.shape), cutoff)
+  np.testing.assert_allclose(filters.above_band_correlation(moved, initial, cutoff), 1.0,
+                             atol=1e-6)
+  np.testing.assert_allclose(filters.energy_above(moved, cutoff) * np.sum(moved ** 2),
+                             filters.energy_above(initial, cutoff) * np.sum(initial ** 2),
+                             rtol=1e-5)
+  noise = rng.normal(size=initial.shape)
+  other = filters.in_band(initial, cutoff) + noise - filters.in_band(noise, cutoff)
+  # ~64,000 independent numbers: the correlation's standard deviation is about 0.004.
+  assert abs(filters.above_band_correlation(other, initial, cutoff)) < 0.03
+
+
+def test_photo_px_draws_the_in_band_part_and_prints_its_figures(trained_run, tmp_path):
+  workdir, _ = trained_run
+  output = str(tmp_path / 'in_band.png')
+  drawn, negative, no_band = run_modules(
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--step=6', '--photo_px=32',
+       f'--output={output}'),
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--photo_px=-4',
+       f'--output={tmp_path / "negative.png"}'),
+      # 73 px: the 64-px window of a 64-px crop, not scaled: cutoff 0.5, nothing above it.
+      ('alexnet_jax.tools.filters', f'--workdir={workdir}', '--photo_px=73',
+       f'--output={tmp_path / "no_band.png"}'))
+  assert drawn.returncode == 0, drawn.stderr[-3000:]
+  # The tiny run's 64-px crops, as configs/cifar10.py's: 28 of 32 px scaled to 64.
+  clf = inference.load(workdir, 6)
+  kernel = np.asarray(clf.params['conv1']['kernel'])
+  initial = np.asarray(probe.initial_params(clf)['conv1']['kernel'])
+  cutoff = 0.5 * 28 / 64
+  assert drawn.stdout == (
+      f'conv1 above 0.219 cycles/pixel (32-px photos scaled x2.29): '
+      f'{filters.energy_above(kernel, cutoff):.1%} of the energy trained, '
+      f'{filters.energy_above(initial, cutoff):.1%} initialised; correlation with the initial '
+      f'kernels {filters.above_band_correlation(kernel, initial, cutoff):.3f}\n')
+  assert (f'wrote {output}: 96 kernels, step 6, 2 group(s), in-band part below 0.219 '
+          'cycles/pixel (32-px photos scaled x2.29)') in drawn.stderr
+  # Read back: the tiles are the low-passed kernels', each at its own contrast, not the kernels'.
+  tiles, rows = _drawn_tiles(np.asarray(Image.open(output).convert('RGB')), 11)
+  assert len(rows) == 6
+  np.testing.assert_array_equal(
+      tiles, np.round(pictures.tiles(filters.in_band(kernel, cutoff)) * 255).astype(np.uint8))
+  assert np.any(tiles != np.round(pictures.tiles(kernel) * 255).astype(np.uint8))
+  assert negative.returncode == 1 and '--photo_px=-4 is negative' in error_line(negative)
+  assert no_band.returncode == 1 and 'nothing to remove' in error_line(no_band)
+  assert not (tmp_path / 'negative.png').exists() and not (tmp_path / 'no_band.png').exists()
