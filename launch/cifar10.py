@@ -261,13 +261,16 @@ def alexnet(args) -> dict:
     out['eval'][str(crops)] = json.loads(said.stdout.splitlines()[-1])
   folder = os.path.join(args.docs, 'cifar10')
   for name, tool, extra in (('filters', 'filters', []),
+                            # the kernels' part within the band of the 32-px photos scaled up
+                            ('filters_in_band', 'filters', ['--photo_px=32']),
                             ('neighbours', 'neighbours', ['--queries=6', '--dpi=80'])):
     path = os.path.join(folder, f'alexnet_{name}.png')
     command = ['-m', f'alexnet_jax.tools.{tool}', f'--workdir={shown}',
                f'--output={os.path.relpath(path, REPO)}', *extra]
-    results.shell([sys.executable] + command, capture_output=True, text=True)
+    said = results.shell([sys.executable] + command, capture_output=True, text=True)
     out['pictures'][name] = {'path': os.path.relpath(path, args.docs),
-                             'command': ' '.join(['python'] + command)}
+                             'command': ' '.join(['python'] + command),
+                             'said': said.stdout.strip()}
   return out
 
 

@@ -277,9 +277,12 @@ def alexnet_images(facts: dict) -> dict:
     out['the two inputs compared'] = len(c['rows']) * c['epochs'] * TRAIN_PHOTOS
   if facts.get('recipe', {}).get('runs'):
     out['the recipe grid'] = len(facts['recipe']['runs']) * facts['recipe']['epochs'] * TRAIN_PHOTOS
-  if facts.get('ensemble') and facts.get('alexnet'):  # seed 0 is the 12-epoch run
+  if facts.get('ensemble') and facts.get('alexnet'):
     members = len(next(iter(facts['ensemble']['crops'].values()))['members'])
-    out['the ensemble\'s other seeds'] = (members - 1) * facts['alexnet']['epochs'] * TRAIN_PHOTOS
+    if facts['ensemble'].get('flags'):  # runs of their own
+      out['the ensemble\'s runs'] = members * facts['alexnet']['epochs'] * TRAIN_PHOTOS
+    else:  # seed 0 is the 12-epoch run
+      out['the ensemble\'s other seeds'] = (members - 1) * facts['alexnet']['epochs'] * TRAIN_PHOTOS
   if facts.get('ablations', {}).get('runs'):
     out['the ablations'] = len(facts['ablations']['runs']) * facts['ablations']['epochs'] * TRAIN_PHOTOS
   t = facts.get('transfer', {})
@@ -288,10 +291,16 @@ def alexnet_images(facts: dict) -> dict:
   return out
 
 
+def _idle_seconds(a: dict) -> float:
+  """The run's train-step seconds on idle cores: as measured, or, for a run that shared the cores,
+  'idle_seconds' (derived from an idle measurement, said in 'idle_note')."""
+  return a.get('idle_seconds', a['train_seconds'])
+
+
 def _alexnet_time(facts: dict) -> list[str]:
   """The AlexNet runs' time at the 12-epoch run's rate on the idle cores."""
   a, groups = facts['alexnet'], alexnet_images(facts)
-  rate = a['epochs'] * TRAIN_PHOTOS / a['train_seconds']
+  rate = a['epochs'] * TRAIN_PHOTOS / _idle_seconds(a)
   total = sum(groups.values())
   parts = ', '.join(f'{name} {images / 1e6:.2f}M' for name, images in groups.items())
   return [f'Time: the AlexNet runs on this page went through {total / 1e6:.2f} million training '
@@ -304,7 +313,7 @@ def _alexnet_time(facts: dict) -> list[str]:
 def _alexnet(facts: dict) -> list[str]:
   a = facts['alexnet']
   one, ten = a['eval']['1'], a['eval']['10']
-  minutes = a['train_seconds'] / 60
+  minutes = _idle_seconds(a) / 60
   lines = [
       '## AlexNet on CIFAR-10', '',
       f'The paper\'s AlexNet (`configs/cifar10.py`: its layers unchanged'
@@ -317,7 +326,7 @@ def _alexnet(facts: dict) -> list[str]:
       f'| 10 crops (`--config.data.eval_crops=10`) | {ten["top1"]:.2%} | {ten["top5"]:.2%} | '
       f'{ten["loss"]:.3f} | {ten["count"]} |', '',
       f'Training took {minutes:.1f} minutes of train steps on the 2 idle CPU cores (evaluation and '
-      f'start-up not counted); the training accuracy of the last 50 steps, with augmentation'
+      f'start-up not counted{"; " + a["idle_note"] if a.get("idle_note") else ""}); the training accuracy of the last 50 steps, with augmentation'
       f'{" and dropout" if a.get("dropout", 0.5) else ""}: {a["final_train_top1"]:.2%}. 10 crops add {(ten["top1"] - one["top1"]) * 100:+.2f} '
       'points of top-1. The anchor: cuda-convnet\'s 18pct network reached 82% test accuracy in 20 '
       'minutes on a GTX 580.', '']
@@ -331,9 +340,20 @@ def _alexnet(facts: dict) -> list[str]:
   return lines + [
       '### What it learned (the paper\'s Figures 3 and 4)', '',
       f'![conv1 kernels](cifar10/{os.path.basename(a["pictures"]["filters"]["path"])})', '',
-      f'`{a["pictures"]["filters"]["command"]}`', '',
+      f'`{a["pictures"]["filters"]["command"]}`', '', *_in_band(a['pictures']),
       f'![FC7 nearest neighbours](cifar10/{os.path.basename(a["pictures"]["neighbours"]["path"])})',
       '', f'`{a["pictures"]["neighbours"]["command"]}`', '']
+
+
+def _in_band(pictures: dict) -> list[str]:
+  """conv1's kernels within the band of the photos as the pipeline scales them, where drawn."""
+  if 'filters_in_band' not in pictures:
+    return []
+  p = pictures['filters_in_band']
+  return [f'The same kernels, the part of each within the band of the 32-px photos as the pipeline '
+          f'scales them (the rest meets nothing in any photo): {p["said"]}.', '',
+          f'![conv1 kernels, in-band part](cifar10/{os.path.basename(p["path"])})', '',
+          f'`{p["command"]}`', '']
 
 
 def _recipe(facts: dict) -> list[str]:

@@ -91,6 +91,14 @@ def test_the_alexnet_and_ensemble_sections_state_their_numbers(tmp_path):
   assert '| centre crop | 75.62% | 98.16% | 0.690 | 5000 |' in text
   assert 'Training took 28.4 minutes' in text and '10 crops add +2.00 points' in text
   assert '![conv1 kernels](cifar10/alexnet_filters.png)' in text
+  assert 'in-band part' not in text  # not drawn: not shown
+  facts['alexnet']['pictures']['filters_in_band'] = {
+      'path': 'cifar10/alexnet_filters_in_band.png', 'command': 'python -m filters --photo_px=32',
+      'said': 'conv1 above 0.219 cycles/pixel: 48.4% of the energy'}
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert ('scales them (the rest meets nothing in any photo): conv1 above 0.219 cycles/pixel: 48.4% '
+          'of the energy.\n\n![conv1 kernels, in-band part](cifar10/alexnet_filters_in_band.png)'
+          '\n\n`python -m filters --photo_px=32`') in text
   # One network: errors 25%, 24%, 23%, mean 24% ± 1%; the ensemble: 20%, 4 points better.
   assert ('| 1 | 25.00% / 2.00% | 24.00% / 2.00% | 23.00% / 2.00% | 24.00% ± 1.00% | '
           '20.00% / 1.00% | 4.00 points |') in text
@@ -100,6 +108,15 @@ def test_the_alexnet_and_ensemble_sections_state_their_numbers(tmp_path):
   assert ('went through 1.62 million training images (the 12-epoch run 0.54M, the ensemble\'s '
           'other seeds 1.08M). At the 12-epoch run\'s rate on the 2 idle cores, 317 images/s, that '
           'is 1.4 hours') in text
+  # A run that shared the cores: its time on idle ones, as derived elsewhere, and how.
+  facts['alexnet'].update(idle_seconds=1500.0, idle_note='from an idle A/B')
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert 'Training took 25.0 minutes of train steps on the 2 idle CPU cores (evaluation and start-up not counted; from an idle A/B)' in text
+  assert '360 images/s, that is 1.2 hours' in text
+  # An ensemble of runs with flags of their own: all three are runs of their own.
+  facts['ensemble']['flags'] = '--config.model.dropout_rate=0.5'
+  text = open(cifar10_page.write(facts, str(tmp_path))).read()
+  assert 'the 12-epoch run 0.54M, the ensemble\'s runs 1.62M)' in text
 
 
 def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
