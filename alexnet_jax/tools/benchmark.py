@@ -15,9 +15,9 @@ cores). 'train_bf16': model.dtype=bfloat16 against torch.autocast('cpu', dtype=t
 'forward': the eval step (fp32, --forward_batch) against a no_grad forward. Each framework is a
 worker process (tools/workers.py), taking turns of --steps steps, the order swapped every round;
 figures are medians over rounds, the ratio that of the rounds' ratios. MFU (train): training FLOP/s
-over a jitted fp32 4096^2 matmul. First steps count from the worker's launch; the JAX workers share
-a fresh compilation cache, and for 'train' a second worker of each, started after the first, gives
-the warm start.
+over a jitted fp32 4096^2 matmul's (--matmul_size). First steps count from the worker's launch; the
+JAX workers share a fresh compilation cache, and for 'train' a second worker of each, started after
+the first, gives the warm start.
 """
 from __future__ import annotations
 
@@ -52,6 +52,8 @@ flags.DEFINE_integer('steps', 5, 'Timed steps per round and framework.')
 flags.DEFINE_integer('rounds', 5, 'Alternating rounds; the table gives medians.')
 flags.DEFINE_integer('warmup', 2, 'Untimed steps after the first one.')
 flags.DEFINE_string('json', '', 'Also write the results to this JSON file.')
+flags.DEFINE_integer('matmul_size', 4096, 'Side of the jitted fp32 square matmul that gives the '
+                     'peak FLOP/s of MFU (train, AlexNet).')
 flags.DEFINE_list('frameworks', ['jax', 'torch'], 'Which of jax, torch to run.')
 flags.DEFINE_list('modes', ['train', 'train_bf16', 'forward'], 'Rows, in this order.')
 flags.DEFINE_string('worker', '', 'Internal: serve as this framework\'s worker process.')
@@ -60,7 +62,6 @@ flags.DEFINE_float('started', 0.0, 'Internal: time.time() at the worker\'s launc
 flags.DEFINE_string('cache_dir', '', 'Internal: the JAX worker\'s compilation cache folder.')
 
 MODES = ('train', 'train_bf16', 'forward')
-MATMUL_N = 4096
 NUM_CLASSES = 1000
 
 
@@ -158,7 +159,7 @@ def jax_worker(batch: int, image_size: int, mode: str):
               xla_flags=os.environ.get('XLA_FLAGS', ''), cache=compile_cache.stats())
   if mode != 'train' or FLAGS.network != 'alexnet':
     return run, None, info
-  a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), 'float32')
+  a = jax.random.normal(jax.random.key(0), (FLAGS.matmul_size,) * 2, 'float32')
   matmul = jax.jit(lambda x: x @ x)
   matmul(a).block_until_ready()
   return run, lambda: matmul(a).block_until_ready(), info
@@ -232,7 +233,8 @@ def _start(name: str, mode: str, cache_dir: str, warmup: int) -> workers.Worker:
   return workers.Worker(name, 'alexnet_jax.tools.benchmark', (
       f'--network={FLAGS.network}', f'--batch={_batch("train")}',
       f'--forward_batch={FLAGS.forward_batch}', f'--mode={mode}',
-      f'--image_size={_image_size()}', f'--warmup={warmup}', f'--cache_dir={cache_dir}'))
+      f'--image_size={_image_size()}', f'--warmup={warmup}', f'--cache_dir={cache_dir}',
+      f'--matmul_size={FLAGS.matmul_size}'))
 
 
 def measure(frameworks, mode: str, cache_dir: str):
@@ -262,7 +264,7 @@ def summarise(mode: str, times, infos) -> dict:
   result = dict(batch=batch)
   if times['matmul']:
     result['matmul_gflops'] = max(  # a peak: the least disturbed round
-        2 * MATMUL_N ** 3 / t['seconds'] for t in times['matmul']) / 1e9
+        2 * FLAGS.matmul_size ** 3 / t['seconds'] for t in times['matmul']) / 1e9
   for name, info in infos.items():
     images = batch * FLAGS.steps
     rates = [images / t['seconds'] for t in times[name]]
@@ -313,7 +315,8 @@ def table(result: dict) -> str:
                    f"{row['cpu_time_ratio']:.3f}")
   if 'matmul_gflops' in rows.get('train', {}):
     lines.append(f"matmul peak: {rows['train']['matmul_gflops']:.0f} GFLOP/s (jitted fp32 "
-                 f"{MATMUL_N}^2); train: {result['train_gflop_per_image']:.2f} GFLOP/image")
+                 f"{result['matmul_size']}^2); train: {result['train_gflop_per_image']:.2f} "
+                 "GFLOP/image")
   xla = [row['jax']['xla_flags'] for row in rows.values() if 'jax' in row]
   lines += [f'XLA_FLAGS: {xla[0]}'] if xla else []
   return '\n'.join(lines)
@@ -326,6 +329,7 @@ def run_all() -> dict:
                 load_average=os.getloadavg(), rows={})
   if FLAGS.network == 'alexnet':
     result['train_gflop_per_image'] = train_flops_per_image(_image_size()) / 1e9
+    result['matmul_size'] = FLAGS.matmul_size
   cache_dir = tempfile.mkdtemp(prefix='alexnet_jax_benchmark_cache_')
   try:
     for mode in FLAGS.modes:
