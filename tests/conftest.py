@@ -284,28 +284,53 @@ def metrics_records(workdir, *, being_written=False):
   return [json.loads(line) for line in lines[:-1] if line.strip()]
 
 
+def _made_once(tmp_path_factory, name, make):
+  """make(root folder) -> JSON-able result, made once per test session: with pytest-xdist, in a
+  folder all its workers share (the first to ask makes it while the others wait on a lock, then
+  they read its result), so that a session fixture costs one worker its making, not each of them."""
+  if not os.environ.get('PYTEST_XDIST_WORKER'):
+    return make(tmp_path_factory.mktemp(name))
+  import fcntl  # pylint: disable=g-import-not-at-top
+  shared = tmp_path_factory.getbasetemp().parent  # the session's, above each worker's own
+  root, result = shared / name, shared / f'{name}.json'
+  with open(shared / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, an exception included
+    if not result.exists():
+      shutil.rmtree(root, ignore_errors=True)  # what a failed try left
+      root.mkdir()
+      made = make(root)
+      result.write_text(json.dumps(made))
+      return made
+  return json.loads(result.read_text())
+
+
 @pytest.fixture(scope='session')
 def trained_run(tmp_path_factory):
-  """(workdir, photos folder): a tiny run trained 6 steps, evaluated and saved at steps 3 and 6."""
+  """(workdir, photos folder): a tiny run trained 6 steps, evaluated and saved at steps 3 and 6.
+  Read only (every xdist worker reads the same one)."""
   from alexnet_jax import train  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('trained_run')
-  photos = write_photos(str(root / 'photos'))
-  workdir = str(root / 'run')
-  train.train_and_evaluate(tiny_folder_config(photos, root / 'tfds'), workdir)
-  return workdir, photos
+
+  def make(root):
+    photos = write_photos(str(root / 'photos'))
+    workdir = str(root / 'run')
+    train.train_and_evaluate(tiny_folder_config(photos, root / 'tfds'), workdir)
+    return workdir, photos
+  return tuple(_made_once(tmp_path_factory, 'trained_run', make))
 
 
 @pytest.fixture(scope='session')
 def folder_reference_run(tmp_path_factory):
   """(photos folder, workdir): folder_run_command's 12 steps through the CLI, never interrupted, on
   write_photos' JPEGs and PNGs: what an interrupted run of the same command must log. Read only."""
-  root = tmp_path_factory.mktemp('folder_reference_run')
-  photos = write_photos(str(root / 'photos'), formats=('jpg', 'png'))
-  workdir, log = str(root / 'reference'), root / 'reference.log'
-  local = {**dict.fromkeys(GCS_EMULATOR_VARIABLES), **FOLDER_RUN_ENV}  # gcs_emulator up or not
-  code, text = finish(start(folder_run_command(workdir, photos), log, local), log)
-  assert code == 0, text[-3000:]
-  return photos, workdir
+
+  def make(root):
+    photos = write_photos(str(root / 'photos'), formats=('jpg', 'png'))
+    workdir, log = str(root / 'reference'), root / 'reference.log'
+    local = {**dict.fromkeys(GCS_EMULATOR_VARIABLES), **FOLDER_RUN_ENV}  # gcs_emulator up or not
+    code, text = finish(start(folder_run_command(workdir, photos), log, local), log)
+    assert code == 0, text[-3000:]
+    return photos, workdir
+  return tuple(_made_once(tmp_path_factory, 'folder_reference_run', make))
 
 
 def torchvision_alexnet(num_classes=1000, width=4096, seed=0):
@@ -333,14 +358,18 @@ def imported_torchvision(tmp_path_factory):
   """(torch module, its .pth, the workdir tools.import_torchvision wrote from it): torchvision's
   layout with 10 classes and FC layers 64 wide; read only."""
   import torch  # pylint: disable=g-import-not-at-top
-  root = tmp_path_factory.mktemp('torchvision')
+
+  def make(root):
+    weights = str(root / 'alexnet.pth')
+    torch.save(torchvision_alexnet(num_classes=10, width=64).state_dict(), weights)
+    workdir = str(root / 'imported')
+    result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
+                        f'--workdir={workdir}')
+    assert result.returncode == 0, result.stderr[-3000:]
+    return weights, workdir
+  weights, workdir = _made_once(tmp_path_factory, 'torchvision', make)
   net = torchvision_alexnet(num_classes=10, width=64)
-  weights = str(root / 'alexnet.pth')
-  torch.save(net.state_dict(), weights)
-  workdir = str(root / 'imported')
-  result = run_module('alexnet_jax.tools.import_torchvision', f'--weights={weights}',
-                      f'--workdir={workdir}')
-  assert result.returncode == 0, result.stderr[-3000:]
+  net.load_state_dict(torch.load(weights))  # the saved weights themselves
   return net, weights, workdir
 
 
@@ -414,12 +443,23 @@ def slurm(tmp_path_factory):
 # Session fixtures whose users run in one pytest-xdist worker (--dist=loadgroup): the SLURM of the
 # slurm fixture (two clusters on one machine would compete for its cores). Grouping the users of
 # imported_torchvision and folder_reference_run too measured 982 s against 912 s without: it
-# unbalanced the workers more than making each run once saved.
+# unbalanced the workers more than making each run once saved (they are made once by _made_once).
 _GROUPED_FIXTURES = ('slurm',)
 
 
+def _uses_a_module_fixture(item) -> bool:
+  info = getattr(item, '_fixtureinfo', None)
+  return bool(info) and any(defs and defs[-1].scope == 'module'
+                            for defs in info.name2fixturedefs.values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the marks into the test ids
 def pytest_collection_modifyitems(items):
   for item in items:
     used = [f for f in _GROUPED_FIXTURES if f in getattr(item, 'fixturenames', ())]
     if used:
       item.add_marker(pytest.mark.xdist_group(used[0]))
+    elif _uses_a_module_fixture(item) and not item.get_closest_marker('xdist_group'):
+      # A module's users of its module fixtures in one worker too: split over two, each made them
+      # (multihost_test's three runs, benchmark_test's three tool runs: ~100 and ~40 CPU-s again).
+      item.add_marker(pytest.mark.xdist_group(item.module.__name__))
