@@ -84,15 +84,17 @@ def test_the_cifar_nets_refuse_alexnets_conv1_knobs():
 
 def test_cifar10_config_trains_and_evaluates_10_crops_then_fine_tunes_on_cats_and_dogs(tmp_path):
   """configs/cifar10.py's model and pipeline (32-px photos upsampled to 64), a few steps; then
-  launch/cifar10.py's cats-and-dogs flow: configs/finetune.py with its overrides, from that run."""
+  launch/cifar10.py's cats-and-dogs flow: configs/finetune.py with its overrides, from that run.
+  The runs' FC6/FC7 are 64 wide, not 4096 (a sixtieth of the parameters to initialise, save and
+  load); that the overrides give the 4096-wide network's shapes is checked on the shapes."""
   photos = str(tmp_path / 'photos')
   conftest.write_photos(os.path.join(photos, 'train'), classes={
       'airplane': 10, 'cat': 10, 'dog': 10, 'frog': 10}, size=(32, 32))
   config = cifar10.get_config()
   config.update_from_flattened_dict({
       'data.name': f'folder:{photos}', 'data.data_dir': str(tmp_path / 'tfds'),
-      'model.num_classes': 4, 'data.batch_size': 8, 'total_steps': 2, 'log_every_steps': 1,
-      'data.eval_crops': 10, 'optimizer.warmup_steps': 2})
+      'model.num_classes': 4, 'model.fc_width': 64, 'data.batch_size': 8, 'total_steps': 2,
+      'log_every_steps': 1, 'data.eval_crops': 10, 'optimizer.warmup_steps': 2})
   metrics = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert metrics['count'] == 4  # train[90%:] of 40 photos
   assert np.isfinite(metrics['loss']) and 0 <= metrics['top1'] <= 1
@@ -112,12 +114,22 @@ def test_cifar10_config_trains_and_evaluates_10_crops_then_fine_tunes_on_cats_an
   tuned = finetune.get_config()
   _, overrides = launch_cifar10.transfer_commands(eight, catdog, str(tmp_path / 'run'))['finetune']
   tuned.update_from_flattened_dict({k.removeprefix('config.'): v for k, v in overrides.items()})
+  # The overrides make configs/finetune.py configs/cifar10.py's network: every parameter's shape
+  # is the pretrained run's but FC8's, new for the 2 classes.
+  shapes = lambda c: jax.tree.map(lambda x: x.shape, jax.eval_shape(
+      model_lib.build(c.model).init, jax.random.key(0),
+      jnp.zeros((1, c.data.image_size, c.data.image_size, 3)))['params'])
+  pretrained_shapes, tuned_shapes = shapes(cifar10.get_config()), shapes(tuned)
+  assert tuned.data.image_size == cifar10.get_config().data.image_size
+  assert {**tuned_shapes, 'fc8': None} == {**pretrained_shapes, 'fc8': None}
+  assert tuned_shapes['fc8']['kernel'] == (4096, 2)
   tuned.update_from_flattened_dict({'data.data_dir': str(tmp_path / 'tfds'), 'data.batch_size': 8,
-                                    'total_steps': 2, 'log_every_steps': 1, 'eval_every_steps': 0})
+                                    'total_steps': 2, 'log_every_steps': 1, 'eval_every_steps': 0,
+                                    'model.fc_width': 64})
   metrics = train.train_and_evaluate(tuned, str(tmp_path / 'tuned'))
   assert metrics['count'] == len(listed('val'))
   pretrained, _, _ = checkpoint.load_params(str(tmp_path / 'run'))
   params, _, _ = checkpoint.load_params(str(tmp_path / 'tuned'))
   # Only the classifier trains (configs/finetune.py): conv1 is the pretrained run's; FC8 is new.
   np.testing.assert_array_equal(params['conv1']['kernel'], pretrained['conv1']['kernel'])
-  assert params['fc8']['kernel'].shape == (4096, 2)
+  assert params['fc8']['kernel'].shape == (64, 2)
