@@ -107,7 +107,8 @@ def test_the_alexnet_and_ensemble_sections_state_their_numbers(tmp_path):
   # run's 540,000 / 1703 s = 317 images/s.
   assert ('went through 1.62 million training images (the 12-epoch run 0.54M, the ensemble\'s '
           'other seeds 1.08M). At the 12-epoch run\'s rate on the 2 idle cores, 317 images/s, that '
-          'is 1.4 hours') in text
+          'is 1.4 hours of train steps; without the ensemble\'s runs, which only Table 2 below '
+          'needs, 0.5 hours') in text
   # A run that shared the cores: its time on idle ones, as derived elsewhere, and how.
   facts['alexnet'].update(idle_seconds=1500.0, idle_note='from an idle A/B')
   text = open(cifar10_page.write(facts, str(tmp_path))).read()
