@@ -125,7 +125,9 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
   facts = {
       'recipe': {'epochs': 3.0, 'runs': {
           'a': {'lr': 0.01, 'dropout': 0.5, 'top1': 0.6012, 'train_top1': 0.55},
-          'b': {'lr': 0.02, 'dropout': 0.0, 'top1': 0.6543, 'train_top1': 0.7}}},
+          'b': {'lr': 0.02, 'dropout': 0.0, 'top1': 0.6543, 'train_top1': 0.7},
+          'c': {'lr': 0.01, 'dropout': 0.0, 'resize_ratio': 1.0, 'top1': 0.6611, 'train_top1': 0.6},
+          'd': {'lr': 0.01, 'dropout': 0.0, 'resize_ratio': 1.0667, 'top1': 0.66, 'train_top1': 0.6}}},
       'ablations': {'epochs': 2.0, 'seeds': [0, 1], 'runs': {
           f'{change},seed={seed}': {'change': change, 'seed': seed, 'top1': top1 + 0.01 * seed,
                                     'train_top1': 0.5}
@@ -149,7 +151,11 @@ def test_recipe_ablation_and_transfer_sections_from_facts(tmp_path):
                       'pictures': {'filters': {'path': 'cifar10/f.png', 'command': 'f'},
                                    'neighbours': {'path': 'cifar10/n.png', 'command': 'n'}}}
   text = open(cifar10_page.write(facts, str(tmp_path))).read()
-  assert '| 0.02 | 0.0 | 65.43% | 70.00% |' in text
+  assert '| 0.02 | 0.0 | 28 px (256/224, the config\'s) | 65.43% | 70.00% |' in text
+  # The windows after the grid, from the config's 28 of the 32 pixels outwards: 30, then all 32.
+  thirty = text.index('| 0.01 | 0.0 | 30 px (1.0667) | 66.00% | 60.00% |')
+  whole = text.index('| 0.01 | 0.0 | 32 px, the whole photo (1) | 66.11% | 60.00% |')
+  assert text.index('| 0.02 | 0.0 | 28 px') < thirty < whole
   # baseline errors 45%, 44%; no LRN 48%, 47% (above both); no flips 44.5%, 43.5% (overlapping)
   assert '| none (baseline) | | 44.50% ± 0.71% |' in text
   assert '| `model.lrn=False` | no LRN: +1.4' in text and '| +3.00 | yes: above every baseline' in text
