@@ -1,6 +1,9 @@
 """Writes docs/cifar10.md and its Figure 1 picture from launch/cifar10.py's facts.json."""
+import math
 import os
 import statistics
+
+from alexnet_jax import preprocess  # RESIZE_RATIO, configs/cifar10.py's; TensorFlow stays unimported
 
 PAPER_RATIO = 6  # section 3.1: "six times faster"
 PAPER_LRN = (0.13, 0.11)  # section 3.3: test error without / with response normalization
@@ -361,22 +364,18 @@ def _in_band(pictures: dict) -> list[str]:
           f'`{p["command"]}`', '']
 
 
-PAPER_RATIO = 256 / 224  # data.resize_ratio of configs/cifar10.py, the paper's
-
-
 def _window(ratio: float) -> str:
   """data.resize_ratio as the window of the 32-px photos it trains on."""
   side = round(32 / ratio)
-  shown = {PAPER_RATIO: '256/224, the config\'s', 1.0: '1'}
-  name = next((text for value, text in shown.items() if abs(value - ratio) < 1e-6), f'{ratio:g}')
+  name = "256/224, the config's" if math.isclose(ratio, preprocess.RESIZE_RATIO) else f'{ratio:g}'
   return f'{side} px{", the whole photo" if side == 32 else ""} ({name})'
 
 
 def _recipe(facts: dict) -> list[str]:
   r = facts['recipe']
-  paper = lambda run: abs(run.get('resize_ratio', PAPER_RATIO) - PAPER_RATIO) < 1e-6
-  grid = [run for run in r['runs'].values() if paper(run)]
-  windows = [run for run in r['runs'].values() if not paper(run)]
+  ratio = lambda run: run.get('resize_ratio', preprocess.RESIZE_RATIO)  # older facts: the config's
+  grid = [run for run in r['runs'].values() if math.isclose(ratio(run), preprocess.RESIZE_RATIO)]
+  windows = [run for run in r['runs'].values() if run not in grid]
   lines = ['### The learning rate, dropout and training window, measured', '',
            f'`configs/cifar10.py` at seed 0 for {r["epochs"]:g} epochs (the cosine decay over those), '
            'a 2x2 grid, then the window of the 32-px photos it trains on (`data.resize_ratio`; '
@@ -386,7 +385,7 @@ def _recipe(facts: dict) -> list[str]:
            'training top-1 (last 50 steps) |', '|---:|---:|---:|---:|---:|']
   for run in (sorted(grid, key=lambda x: (-x['dropout'], x['lr'])) +
               sorted(windows, key=lambda x: -x['resize_ratio'])):
-    lines.append(f'| {run["lr"]} | {run["dropout"]} | {_window(run.get("resize_ratio", PAPER_RATIO))} | {run["top1"]:.2%} | '
+    lines.append(f'| {run["lr"]} | {run["dropout"]} | {_window(ratio(run))} | {run["top1"]:.2%} | '
                  f'{run["train_top1"]:.2%} |')
   if facts.get('recipe_note'):
     lines += ['', facts['recipe_note']]

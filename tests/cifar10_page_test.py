@@ -34,6 +34,7 @@ def _facts(tanh_epochs):
 def test_the_page_gives_the_ratio_of_means_its_range_and_the_lrn_difference(tmp_path):
   text = open(cifar10_page.write(_facts([6.0, 9.0, 12.0]), str(tmp_path))).read()
   assert '**tanh / ReLU: 3.00x**' in text  # 9 / 3
+  assert 'The paper: about 6x.' in text  # section 3.1
   # 50%: ReLU's seeds at 1.25, 2.0 and 2.5 epochs (the first log point at or under the line),
   # tanh's at 3.75, 5.75 and 7.5
   assert '| 50% | 1.92 | 5.67 | 2.96x |' in text and '| 25% | 3.00 | 9.00 | 3.00x |' in text
